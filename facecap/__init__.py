@@ -1,0 +1,15 @@
+"""facecap: markerless facial performance capture from RGB-D.
+
+Public API::
+
+    from facecap import Tracker, Frame, load_rig
+"""
+
+__version__ = "0.1.0"
+
+from .arkit import ARKIT_NAMES  # noqa: E402
+from .frames import Frame, Intrinsics  # noqa: E402
+from .rig import Rig, load_rig  # noqa: E402
+from .state import FaceState  # noqa: E402
+
+__all__ = ["ARKIT_NAMES", "FaceState", "Frame", "Intrinsics", "Rig", "load_rig", "__version__"]

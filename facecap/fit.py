@@ -1,0 +1,404 @@
+"""Per-frame fit: nonrigid projective ICP of a blendshape mask to a depth image (DESIGN.md §2).
+
+Minimises over head pose (R, t) and weights w in [0, 1]^52::
+
+    E = sum_i rho( n_i . (x_i(w) - p_i) / sigma )^2            point-to-plane, projective association
+      + beta * sum_i ( d_i . (x_i(w) - p_i) / sigma )^2          small point-to-point share along the ray
+      + lambda_lmk * sum_l c_l |pi(x_l(w)) - u_l|^2 / sigma_px^2   2-D landmarks (optional)
+      + lambda_t |w - w_prev|^2 + lambda_s sum_k w_k              temporal smoothness, sparsity (L1, w >= 0)
+
+with ``x_i(w) = R (b0_i + B_i w) + t``. Gauss-Newton: Numba kernels build the rows of J (one pass over the
+mask's vertices), BLAS forms J^T J, and a box-constrained Newton step (active set on the 58x58 system)
+keeps the weights inside [0, 1] -- no clipping after the fact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from .arkit import NUM_SHAPES
+
+NP = 6 + NUM_SHAPES  # rotation (3), translation (3), weights (52)
+
+
+@dataclass
+class FitParams:
+    """Weights and thresholds of the fit (units in brackets).
+
+    sigma : expected depth noise [m]; residuals are divided by it.
+    max_dist : reject correspondences farther than this along the normal [m].
+    max_normal_deg : reject where the model normal faces away from the camera by more than this [deg].
+    huber : Huber threshold in units of sigma.
+    p2p_share : weight beta of the point-to-point (along-ray) rows relative to point-to-plane.
+    lambda_t : temporal smoothness of the weights (pull toward the previous frame) [1/weight^2].
+    lambda_s : L1 sparsity of the weights [1/weight].
+    lambda_0 : ridge on weight updates (damping) [1/weight^2].
+    lambda_pose : Levenberg damping of pose updates [1/rad^2, 1/m^2 scaled by 0.1 m].
+    lambda_lmk : weight of landmark rows; landmark residuals are divided by sigma_px.
+    sigma_px : expected landmark detector error [px].
+    iterations : Gauss-Newton iterations per frame.
+    solve_weights : fit expression weights (False: rigid pose only).
+    """
+
+    sigma: float = 0.0015
+    max_dist: float = 0.012
+    max_normal_deg: float = 75.0
+    huber: float = 2.5
+    p2p_share: float = 0.1
+    lambda_t: float = 0.5
+    lambda_s: float = 0.2
+    lambda_0: float = 1e-3
+    lambda_pose: float = 1e-2
+    lambda_lmk: float = 1.0
+    sigma_px: float = 2.0
+    iterations: int = 4
+    solve_weights: bool = True
+
+
+# ----------------------------------------------------------------------------------------- kernels
+@nb.njit(cache=True, fastmath=True)
+def _vertex_normals(verts, tris):  # pragma: no cover - compiled
+    """Area-weighted vertex normals (V, 3) of a triangle mesh; reference: facecap.rig.vertex_normals."""
+    n = np.zeros_like(verts)
+    for f in range(tris.shape[0]):
+        a, b, c = tris[f, 0], tris[f, 1], tris[f, 2]
+        e1x = verts[b, 0] - verts[a, 0]
+        e1y = verts[b, 1] - verts[a, 1]
+        e1z = verts[b, 2] - verts[a, 2]
+        e2x = verts[c, 0] - verts[a, 0]
+        e2y = verts[c, 1] - verts[a, 1]
+        e2z = verts[c, 2] - verts[a, 2]
+        nx = e1y * e2z - e1z * e2y
+        ny = e1z * e2x - e1x * e2z
+        nz = e1x * e2y - e1y * e2x
+        for v in (a, b, c):
+            n[v, 0] += nx
+            n[v, 1] += ny
+            n[v, 2] += nz
+    for v in range(n.shape[0]):
+        length = np.sqrt(n[v, 0] ** 2 + n[v, 1] ** 2 + n[v, 2] ** 2)
+        if length > 0:
+            n[v, 0] /= length
+            n[v, 1] /= length
+            n[v, 2] /= length
+        else:
+            n[v, 2] = 1.0
+    return n
+
+
+@nb.njit(cache=True, fastmath=True)
+def _icp_rows(xr, nr, sample, R, t, depth, fx, fy, cx, cy, BT, max_dist, cos_max, p2p_share, inv_sigma, huber,
+              J, r, raw):  # pragma: no cover - compiled  # fmt: skip
+    """Projective association and robustly weighted Jacobian rows.
+
+    xr, nr : (N, 3) rig-space vertices and unit normals of the current mask.
+    sample : (S,) mask-vertex indices that generate rows.
+    BT : (N, 3, K) expression deltas of the mask vertices (vertex-major for locality).
+    For each sampled vertex: project into the depth image, back-project the depth found there, and
+    write the point-to-plane row (and for every 4th vertex a point-to-point row along the viewing
+    ray), divided by sigma and Huber-weighted, into J (M, 6 + K) and r (M,); ``raw`` gets the
+    unweighted signed residual in metres (NaN for point-to-point rows). Returns the number of rows.
+    Rejects: behind the camera, outside the image, no depth, normal facing away, distance > max_dist.
+    """
+    h, w = depth.shape
+    K = BT.shape[2]
+    m = 0
+    for s_i in range(sample.shape[0]):
+        i = sample[s_i]
+        ax = R[0, 0] * xr[i, 0] + R[0, 1] * xr[i, 1] + R[0, 2] * xr[i, 2]
+        ay = R[1, 0] * xr[i, 0] + R[1, 1] * xr[i, 1] + R[1, 2] * xr[i, 2]
+        az = R[2, 0] * xr[i, 0] + R[2, 1] * xr[i, 1] + R[2, 2] * xr[i, 2]
+        x = ax + t[0]
+        y = ay + t[1]
+        z = az + t[2]
+        if z <= 0.05:
+            continue
+        nx = R[0, 0] * nr[i, 0] + R[0, 1] * nr[i, 1] + R[0, 2] * nr[i, 2]
+        ny = R[1, 0] * nr[i, 0] + R[1, 1] * nr[i, 1] + R[1, 2] * nr[i, 2]
+        nz = R[2, 0] * nr[i, 0] + R[2, 1] * nr[i, 1] + R[2, 2] * nr[i, 2]
+        inv = 1.0 / np.sqrt(x * x + y * y + z * z)
+        dx, dy, dz = x * inv, y * inv, z * inv  # viewing ray
+        if -(nx * dx + ny * dy + nz * dz) < cos_max:
+            continue
+        u = int(fx * x / z + cx + 0.5)
+        v = int(fy * y / z + cy + 0.5)
+        if u < 0 or v < 0 or u >= w or v >= h:
+            continue
+        d = depth[v, u]
+        if d <= 0.0:
+            continue
+        ex = x - (u - cx) / fx * d
+        ey = y - (v - cy) / fy * d
+        ez = z - d
+        res = nx * ex + ny * ey + nz * ez
+        if abs(res) > max_dist:
+            continue
+        for rep in range(2):
+            if rep == 1:
+                if p2p_share <= 0.0 or s_i % 4 != 0:
+                    break
+                # point-to-point along the ray, every 4th vertex weighted up to share p2p_share overall
+                nx, ny, nz = dx, dy, dz
+                res = dx * ex + dy * ey + dz * ez
+                scale = 2.0 * p2p_share * inv_sigma
+                raw[m] = np.nan
+            else:
+                scale = inv_sigma
+                raw[m] = res
+            a = abs(res * inv_sigma)
+            if a > huber:
+                scale *= np.sqrt(huber / a)
+            mx = (R[0, 0] * nx + R[1, 0] * ny + R[2, 0] * nz) * scale
+            my = (R[0, 1] * nx + R[1, 1] * ny + R[2, 1] * nz) * scale
+            mz = (R[0, 2] * nx + R[1, 2] * ny + R[2, 2] * nz) * scale
+            J[m, 0] = (ay * nz - az * ny) * scale
+            J[m, 1] = (az * nx - ax * nz) * scale
+            J[m, 2] = (ax * ny - ay * nx) * scale
+            J[m, 3] = nx * scale
+            J[m, 4] = ny * scale
+            J[m, 5] = nz * scale
+            for k in range(K):
+                J[m, 6 + k] = mx * BT[i, 0, k] + my * BT[i, 1, k] + mz * BT[i, 2, k]
+            r[m] = res * scale
+            m += 1
+    return m
+
+
+@nb.njit(cache=True)
+def _box_qp(H, g, lo, hi, iters):  # pragma: no cover - compiled
+    """Minimise 0.5 x^T H x + g^T x subject to lo <= x <= hi (H symmetric positive definite).
+
+    Active-set projected Newton: bound variables whose gradient pushes outward are fixed; the
+    free block is solved exactly; a projected backtracking line search keeps the objective
+    decreasing. Reference: scipy.optimize.minimize(method="L-BFGS-B") in the tests.
+    """
+    n = g.shape[0]
+    x = np.minimum(np.maximum(np.zeros(n), lo), hi)
+    for _ in range(iters):
+        grad = H @ x + g
+        free = np.ones(n, dtype=np.bool_)
+        for j in range(n):
+            if (x[j] <= lo[j] + 1e-12 and grad[j] > 0.0) or (x[j] >= hi[j] - 1e-12 and grad[j] < 0.0):
+                free[j] = False
+        idx = np.nonzero(free)[0]
+        if idx.shape[0] == 0:
+            break
+        Hf = np.empty((idx.shape[0], idx.shape[0]))
+        gf = np.empty(idx.shape[0])
+        for a in range(idx.shape[0]):
+            gf[a] = -grad[idx[a]]
+            for b in range(idx.shape[0]):
+                Hf[a, b] = H[idx[a], idx[b]]
+        step = np.linalg.solve(Hf, gf)
+        f0 = 0.5 * x @ (H @ x) + g @ x
+        alpha = 1.0
+        improved = False
+        for _ls in range(12):
+            xn = x.copy()
+            for a in range(idx.shape[0]):
+                j = idx[a]
+                xn[j] = min(max(x[j] + alpha * step[a], lo[j]), hi[j])
+            fn = 0.5 * xn @ (H @ xn) + g @ xn
+            if fn <= f0 - 1e-16 * abs(f0):
+                improved = True
+                break
+            alpha *= 0.5
+        if not improved:
+            break
+        change = np.max(np.abs(xn - x))
+        x = xn
+        if change < 1e-9:
+            break
+    return x
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def rodrigues(w: np.ndarray) -> np.ndarray:
+    """Rotation matrix (3, 3) float64 of a rotation vector w (3,) radians."""
+    th = float(np.linalg.norm(w))
+    if th < 1e-12:
+        return np.eye(3)
+    k = w / th
+    Kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(th) * Kx + (1 - np.cos(th)) * (Kx @ Kx)
+
+
+@dataclass
+class MaskModel:
+    """The part of a rig the fit uses, cached in float64: vertices of the ``track`` mask.
+
+    b0 : (N, 3) neutral, metres; B : (52, N, 3) deltas; tris : (F, 3) triangles re-indexed to the mask;
+    Bsp : the deltas as a sparse (3N, 52) matrix for evaluating vertices;
+    index : (N,) rig vertex index of each mask vertex; BT : (N, 3, 52) the deltas vertex-major;
+    sample : (S,) mask vertices that generate ICP rows (an even subsample of at most ``max_points``).
+    """
+
+    b0: np.ndarray
+    B: np.ndarray
+    Bsp: object
+    BT: np.ndarray
+    tris: np.ndarray
+    index: np.ndarray
+    sample: np.ndarray
+
+    @classmethod
+    def from_rig(cls, rig, mask: str = "track", max_points: int = 2500) -> MaskModel:
+        keep = rig.masks[mask]
+        idx = np.flatnonzero(keep)
+        remap = -np.ones(rig.n_vertices, np.int64)
+        remap[idx] = np.arange(len(idx))
+        tris = remap[rig.triangles[keep[rig.triangles].all(1)]]
+        B = np.ascontiguousarray(rig.deltas[:, idx, :], dtype=np.float64)
+        step = max(1, int(np.ceil(len(idx) / max_points)))
+        from scipy import sparse
+
+        Bf = B.reshape(len(B), -1).T
+        # (3N, 52): deltas are local, mostly zero; motions below a micrometre are dropped
+        Bsp = sparse.csr_matrix(np.where(np.abs(Bf) < 1e-6, 0.0, Bf))
+        return cls(b0=rig.neutral[idx].astype(np.float64), B=B, Bsp=Bsp,
+                   BT=np.ascontiguousarray(B.transpose(1, 2, 0)), tris=tris, index=idx,
+                   sample=np.arange(0, len(idx), step, dtype=np.int64))  # fmt: skip
+
+    def vertices(self, w: np.ndarray) -> np.ndarray:
+        return self.b0 + (self.Bsp @ w).reshape(-1, 3)
+
+
+@dataclass
+class FitResult:
+    rotation: np.ndarray
+    translation: np.ndarray
+    weights: np.ndarray
+    inliers: int
+    candidates: int
+    rms: float  # metres, point-to-plane RMS of inliers
+
+    @property
+    def quality(self) -> float:
+        return self.inliers / max(self.candidates, 1)
+
+
+class _Buffers:
+    def __init__(self, n: int):
+        self.J = np.empty((2 * n, NP), np.float32)
+        self.r = np.empty(2 * n, np.float32)
+        self.raw = np.empty(2 * n)
+
+
+def fit_frame(
+    model: MaskModel,
+    depth: np.ndarray,
+    intr: tuple[float, float, float, float],
+    R: np.ndarray,
+    t: np.ndarray,
+    w: np.ndarray,
+    params: FitParams,
+    *,
+    w_prev: np.ndarray | None = None,
+    landmarks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+    buffers: _Buffers | None = None,
+) -> FitResult:
+    """Gauss-Newton fit of pose and weights to one depth image (arrays already validated).
+
+    Parameters
+    ----------
+    model : MaskModel of the rig
+    depth : (H, W) float32, metres, 0 = no data
+    intr : (fx, fy, cx, cy) pixels
+    R, t : (3, 3), (3,) float64 initial rig -> camera pose
+    w : (52,) float64 initial weights in [0, 1]
+    w_prev : (52,) weights of the previous frame for the temporal prior (None: no prior)
+    landmarks : (uv (L, 2) px, conf (L,), tris (L, 3) mask-vertex ids, bary (L, 3)) or None
+
+    Returns
+    -------
+    FitResult with the refined pose and weights.
+    """
+    fx, fy, cx, cy = intr
+    R = R.copy()
+    t = t.copy()
+    w = w.copy()
+    buf = buffers or _Buffers(len(model.sample))
+    cos_max = float(np.cos(np.radians(params.max_normal_deg)))
+    lo = np.full(NP, -np.inf)
+    hi = np.full(NP, np.inf)
+    m = 0
+    inl = 0
+    rms = np.nan
+    inv_s = 1.0 / params.sigma
+    for it in range(params.iterations):
+        xr = model.vertices(w)
+        nr = _vertex_normals(xr, model.tris)
+        # the first iteration accepts a wider band (warm start may be a few mm off)
+        md = params.max_dist * (1.5 if it == 0 else 1.0)
+        m = _icp_rows(xr, nr, model.sample, R, t, depth, fx, fy, cx, cy, model.BT, md, cos_max,
+                      params.p2p_share, inv_s, params.huber, buf.J, buf.r, buf.raw)  # fmt: skip
+        if m < 20:
+            return FitResult(R, t, w, 0, len(model.sample), np.nan)
+        J = buf.J[:m]
+        H = (J.T @ J).astype(np.float64)  # float32 BLAS: residuals are normalised, precision is ample
+        g = (J.T @ buf.r[:m]).astype(np.float64)
+        if landmarks is not None and params.lambda_lmk > 0:
+            _add_landmarks(H, g, model, xr, R, t, w, landmarks, intr, params)
+        # priors on the weights, pose damping
+        d = np.arange(6, NP)
+        H[d, d] += params.lambda_0 + (params.lambda_t if w_prev is not None else 0.0)
+        if w_prev is not None:
+            g[6:] += params.lambda_t * (w - w_prev)
+        g[6:] += params.lambda_s
+        H[[0, 1, 2], [0, 1, 2]] += params.lambda_pose
+        H[[3, 4, 5], [3, 4, 5]] += params.lambda_pose * 100.0
+        if params.solve_weights:
+            lo[6:] = -w
+            hi[6:] = 1.0 - w
+            delta = _box_qp(H, g, lo, hi, 30)
+        else:
+            delta = np.zeros(NP)
+            delta[:6] = np.linalg.solve(H[:6, :6], -g[:6])
+        R = rodrigues(delta[:3]) @ R
+        t = t + delta[3:6]
+        if params.solve_weights:
+            w = np.clip(w + delta[6:], 0.0, 1.0)  # exact bounds already; clip removes round-off only
+        rp = buf.raw[:m]
+        rp = rp[np.isfinite(rp)]
+        inl = int(np.count_nonzero(np.abs(rp) < 3 * params.sigma))
+        rms = float(np.sqrt(np.mean(rp[np.abs(rp) < 3 * params.sigma] ** 2))) if inl else np.nan
+    return FitResult(R, t, w, inl, len(model.sample), rms)
+
+
+def _add_landmarks(H, g, model, xr, R, t, w, landmarks, intr, params) -> None:
+    """Add 2-D landmark reprojection rows to the normal equations (in place)."""
+    uv, conf, ltris, lbary = landmarks
+    fx, fy, cx, cy = intr
+    xl = np.einsum("lk,lkd->ld", lbary, xr[ltris])  # rig space (L, 3)
+    a = xl @ R.T  # rotated
+    xc = a + t
+    z = xc[:, 2]
+    ok = (z > 0.05) & (conf > 0) & np.isfinite(uv).all(1)
+    if not ok.any():
+        return
+    a, xc, z, uvk, c = a[ok], xc[ok], z[ok], uv[ok], conf[ok]
+    proj = np.stack([fx * xc[:, 0] / z + cx, fy * xc[:, 1] / z + cy], 1)
+    res = (proj - uvk) / params.sigma_px  # (L, 2)
+    # d proj / d x_cam
+    P = np.zeros((len(z), 2, 3))
+    P[:, 0, 0] = fx / z
+    P[:, 0, 2] = -fx * xc[:, 0] / z**2
+    P[:, 1, 1] = fy / z
+    P[:, 1, 2] = -fy * xc[:, 1] / z**2
+    # d x_cam / d params: rotation -[a]_x, translation I, weights R B_l
+    Jx = np.zeros((len(z), 3, NP))
+    Jx[:, 0, 1], Jx[:, 0, 2] = a[:, 2], -a[:, 1]
+    Jx[:, 1, 0], Jx[:, 1, 2] = -a[:, 2], a[:, 0]
+    Jx[:, 2, 0], Jx[:, 2, 1] = a[:, 1], -a[:, 0]
+    Jx[:, [0, 1, 2], [3, 4, 5]] = 1.0
+    Bl = np.einsum("lk,nlkd->lnd", lbary[ok], model.B[:, ltris[ok]])  # (L, 52, 3)
+    Jx[:, :, 6:] = np.einsum("ij,lnj->lin", R, Bl)
+    Jl = np.einsum("lij,ljp->lip", P, Jx) / params.sigma_px  # (L, 2, NP)
+    s = np.sqrt(params.lambda_lmk * c)[:, None, None]
+    Jl = (Jl * s).reshape(-1, NP)
+    rl = (res * s[:, :, 0]).reshape(-1)
+    H += Jl.T @ Jl
+    g += Jl.T @ rl

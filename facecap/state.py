@@ -1,0 +1,50 @@
+"""FaceState: what the tracker says about one frame (DESIGN.md §1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .arkit import ARKIT_NAMES, NUM_SHAPES
+
+
+@dataclass
+class FaceState:
+    """Tracking result for one frame.
+
+    Attributes
+    ----------
+    timestamp : float, seconds (source clock)
+    weights : (52,) float32 in [0, 1], canonical ARKit order (``facecap.arkit.ARKIT_NAMES``)
+    rotation : (3, 3) float64, rig -> camera rotation (camera frame: x right, y down, z forward)
+    translation : (3,) float64, metres, rig origin in the camera frame
+    tracked : bool, False when no face was found or the fit was rejected
+    quality : float in [0, 1], fraction of mask points with a good correspondence, 0 when lost
+    gaze : (2, 2) float32 radians, rows (left eye, right eye), columns (yaw, pitch)
+    index : int, frame number in the source
+    rms_mm : float, point-to-plane RMS residual of inliers in millimetres (nan when lost)
+    """
+
+    timestamp: float = 0.0
+    weights: np.ndarray = field(default_factory=lambda: np.zeros(NUM_SHAPES, np.float32))
+    rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
+    translation: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    tracked: bool = False
+    quality: float = 0.0
+    gaze: np.ndarray = field(default_factory=lambda: np.zeros((2, 2), np.float32))
+    index: int = 0
+    rms_mm: float = float("nan")
+
+    def named_weights(self) -> dict[str, float]:
+        """``{arkit_name: weight}`` in canonical order."""
+        return {n: float(w) for n, w in zip(ARKIT_NAMES, self.weights, strict=True)}
+
+    def euler(self) -> np.ndarray:
+        """Head (yaw, pitch, roll) in radians, ARKit/Live Link convention.
+
+        Relative to a face looking into the camera; signs as in ``facecap.pose``.
+        """
+        from .pose import head_euler
+
+        return head_euler(self.rotation)

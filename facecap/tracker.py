@@ -1,0 +1,259 @@
+"""The real-time tracker: acquisition, warm-started per-frame fits, loss detection and re-acquisition.
+
+>>> from facecap import Tracker, load_rig                                     # doctest: +SKIP
+>>> tracker = Tracker(rig=load_rig(), intrinsics=frame.depth_intrinsics)      # doctest: +SKIP
+>>> state = tracker.track(frame)                                              # doctest: +SKIP
+>>> state.weights, state.rotation, state.translation, state.tracked            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import ndimage
+
+from . import arkit, pose
+from .fit import FitParams, MaskModel, _Buffers, fit_frame, rodrigues
+from .frames import Frame, Intrinsics
+from .rig import Rig, load_rig
+from .state import FaceState
+
+# Gaze from the eyeLook weights: a full eyeLook shape is about this rotation (radians).
+EYE_LOOK_RANGE = np.radians(30.0)
+
+
+@dataclass
+class TrackerConfig:
+    """Tracker settings.
+
+    fit : per-frame fit parameters (tracking).
+    acquire_iterations : rigid ICP iterations when (re)acquiring a face.
+    min_quality : a fit whose inlier fraction is below this is rejected (face lost).
+    max_rms : a fit whose inlier RMS exceeds this is rejected [m].
+    near, far : working range of the camera [m]; depth outside is ignored.
+    """
+
+    fit: FitParams = field(default_factory=FitParams)
+    acquire_iterations: int = 12
+    min_quality: float = 0.3
+    max_rms: float = 0.006
+    near: float = 0.2
+    far: float = 1.5
+
+
+def detect_face(depth: np.ndarray, intr: Intrinsics, near: float = 0.2, far: float = 1.5) -> np.ndarray | None:
+    """Find a face in a depth image without landmarks.
+
+    The face is taken to be the nearest sizeable surface: the connected region within 15 cm behind the
+    nearest valid depth; its upper part (one head height) is the head, and the face centre is the
+    centroid of that part's front surface.
+
+    Parameters
+    ----------
+    depth : (H, W) float32, metres (0 = no data)
+    intr : Intrinsics of the depth image
+
+    Returns
+    -------
+    (3,) float64 camera-frame point at the centre of the face surface, metres, or None when there is
+    no face-sized surface in range.
+    """
+    valid = (depth > near) & (depth < far)
+    if np.count_nonzero(valid) < 200:
+        return None
+    z_near = float(np.percentile(depth[valid], 0.5))
+    blob = valid & (depth < z_near + 0.15)
+    lab, n = ndimage.label(blob)
+    if n == 0:
+        return None
+    sizes = ndimage.sum_labels(blob, lab, index=np.arange(1, n + 1))
+    k = int(np.argmax(sizes)) + 1
+    px_per_m = intr.fy / z_near
+    if sizes[k - 1] < (0.06 * px_per_m) ** 2:  # smaller than a 6 x 6 cm patch: no face
+        return None
+    rows, cols = np.nonzero(lab == k)
+    top = rows.min()
+    head = rows < top + 0.22 * px_per_m
+    rows, cols = rows[head], cols[head]
+    z = depth[rows, cols]
+    front = z < np.percentile(z, 60)
+    rows, cols, z = rows[front], cols[front], z[front]
+    x = (cols - intr.cx) / intr.fx * z
+    y = (rows - intr.cy) / intr.fy * z
+    c = np.array([np.median(x), np.median(y), np.median(z)])
+    width = np.ptp(x)
+    if width < 0.08 or width > 0.35:  # not face-sized
+        return None
+    return c
+
+
+class Tracker:
+    """Tracks head pose and 52 ARKit weights frame after frame.
+
+    Parameters
+    ----------
+    rig : Rig, default the built-in generic rig
+    intrinsics : Intrinsics of the depth images that will be passed to :meth:`track`
+        (depth aligned to color shares the color intrinsics).
+    config : TrackerConfig, optional
+
+    Notes
+    -----
+    State carried between frames: pose and weights (warm start), the previous weights (temporal prior)
+    and whether the face is currently tracked. After a rejected fit the next frame re-acquires the face
+    from depth alone.
+    """
+
+    def __init__(self, rig: Rig | None = None, intrinsics: Intrinsics | None = None,
+                 config: TrackerConfig | None = None):  # fmt: skip
+        self.rig = rig if rig is not None else load_rig()
+        if not isinstance(self.rig, Rig):
+            raise TypeError(f"rig must be a facecap.Rig, got {type(self.rig).__name__}")
+        if intrinsics is not None and not isinstance(intrinsics, Intrinsics):
+            raise TypeError("intrinsics must be a facecap.Intrinsics (e.g. frame.depth_intrinsics)")
+        self.intrinsics = intrinsics
+        self.config = config or TrackerConfig()
+        self.model = MaskModel.from_rig(self.rig)
+        self._buf = _Buffers(len(self.model.sample))
+        # where on the mask the face-surface centre lies (rig space), for acquisition
+        front = self.model.b0[self.model.b0[:, 2] > np.percentile(self.model.b0[:, 2], 40)]
+        self._face_centre_rig = np.median(front, axis=0)
+        self._lmk = self._landmark_tables()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the face: the next frame is acquired from scratch."""
+        self.R = pose.FRONTAL.copy()
+        self.t = np.zeros(3)
+        self.w = np.zeros(arkit.NUM_SHAPES)
+        self.tracked = False
+        self.last_fit_ms = 0.0
+
+    def _landmark_tables(self):
+        """Mask-local triangles/barycentrics of the rig landmarks whose vertices are all in the mask."""
+        rig = self.rig
+        remap = -np.ones(rig.n_vertices, np.int64)
+        remap[self.model.index] = np.arange(len(self.model.index))
+        lt = remap[rig.landmark_tris]
+        ok = (lt >= 0).all(1)
+        return rig.landmark_ids[ok], lt[ok], rig.landmark_bary[ok].astype(np.float64)
+
+    # ------------------------------------------------------------------ public
+    def track(self, frame: Frame, landmarks: np.ndarray | None = None,
+              confidences: np.ndarray | None = None) -> FaceState:  # fmt: skip
+        """Fit one frame.
+
+        Parameters
+        ----------
+        frame : Frame with depth (H, W) float32 metres
+        landmarks : (478, 2) or (468, 2) float pixels in the depth image, MediaPipe order, optional
+            (NaN rows are ignored). A simulated detector may pass projected ground truth with noise.
+        confidences : (len(landmarks),) float in [0, 1], optional (default 1)
+
+        Returns
+        -------
+        FaceState; ``tracked`` is False (weights 0, quality 0) when no face was found or the fit was
+        rejected. Never raises on empty, all-zero or NaN depth.
+        """
+        if not isinstance(frame, Frame):
+            raise TypeError(f"track() needs a facecap.Frame, got {type(frame).__name__}")
+        intr = frame.depth_intrinsics
+        if self.intrinsics is not None and (intr.width, intr.height) != (
+            self.intrinsics.width, self.intrinsics.height):  # fmt: skip
+            raise ValueError(f"frame is {intr.width}x{intr.height}, tracker was set up for "
+                             f"{self.intrinsics.width}x{self.intrinsics.height}")  # fmt: skip
+        lmk = self._prepare_landmarks(landmarks, confidences)
+        t0 = time.perf_counter()
+        depth = frame.depth
+        res = None
+        if self.tracked:
+            res = self._fit(depth, intr, lmk, self.config.fit, w_prev=self.w)
+            if not self._accept(res):
+                res = None
+        if res is None:
+            res = self._acquire(depth, intr, lmk)
+        self.last_fit_ms = (time.perf_counter() - t0) * 1000
+        if res is None:
+            self.tracked = False
+            return FaceState(timestamp=frame.timestamp, index=frame.index, tracked=False)
+        self.R, self.t, self.w, self.tracked = res.rotation, res.translation, res.weights, True
+        w = self.w.astype(np.float32)
+        return FaceState(
+            timestamp=frame.timestamp, weights=w, rotation=self.R.copy(), translation=self.t.copy(),
+            tracked=True, quality=float(res.quality), gaze=gaze_from_weights(w), index=frame.index,
+            rms_mm=float(res.rms * 1000),
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ internals
+    def _prepare_landmarks(self, landmarks, confidences):
+        if landmarks is None:
+            return None
+        uv = np.asarray(landmarks, dtype=np.float64)
+        if uv.ndim != 2 or uv.shape[1] != 2 or uv.shape[0] < 468:
+            raise ValueError(f"landmarks must be (468, 2) or (478, 2) pixels in MediaPipe order, got {uv.shape}")
+        conf = np.ones(len(uv)) if confidences is None else np.asarray(confidences, dtype=np.float64)
+        if conf.shape != (len(uv),):
+            raise ValueError(f"confidences must be ({len(uv)},), got {conf.shape}")
+        ids, lt, lb = self._lmk
+        sel_uv = uv[ids]
+        sel_c = np.where(np.isfinite(sel_uv).all(1), np.clip(np.nan_to_num(conf[ids]), 0, 1), 0.0)
+        return np.nan_to_num(sel_uv), sel_c, lt, lb
+
+    def _fit(self, depth, intr, lmk, params, w_prev=None, R=None, t=None, w=None):
+        return fit_frame(
+            self.model, depth, (intr.fx, intr.fy, intr.cx, intr.cy),
+            self.R if R is None else R, self.t if t is None else t, self.w if w is None else w,
+            params, w_prev=w_prev, landmarks=lmk, buffers=self._buf,
+        )  # fmt: skip
+
+    def _accept(self, res) -> bool:
+        c = self.config
+        return bool(res.inliers > 50 and res.quality >= c.min_quality and np.isfinite(res.rms)
+                    and res.rms <= c.max_rms and c.near < res.translation[2] < c.far + 0.2)  # fmt: skip
+
+    def _acquire(self, depth, intr, lmk):
+        """Find the face from depth alone and fit it: rigid ICP from a few yaw hypotheses, then a full fit."""
+        c = self.config
+        centre = detect_face(depth, intr, c.near, c.far)
+        if centre is None:
+            return None
+        rigid = replace(c.fit, solve_weights=False, iterations=c.acquire_iterations, max_dist=0.03,
+                        lambda_pose=1e-4, p2p_share=0.3)  # fmt: skip
+        best = None
+        for yaw in (0.0, 0.35, -0.35):
+            R0 = pose.from_euler(yaw, 0.0, 0.0)
+            t0 = centre - R0 @ self._face_centre_rig
+            w0 = np.zeros(arkit.NUM_SHAPES)
+            res = self._fit(depth, intr, lmk, rigid, R=R0, t=t0, w=w0)
+            # tighten
+            res = self._fit(depth, intr, lmk, replace(rigid, max_dist=0.012), R=res.rotation,
+                            t=res.translation, w=w0)  # fmt: skip
+            if best is None or res.quality > best.quality:
+                best = res
+            if best.quality > 0.6:
+                break
+        res = self._fit(depth, intr, lmk, replace(c.fit, iterations=c.fit.iterations + 4),
+                        R=best.rotation, t=best.translation, w=np.zeros(arkit.NUM_SHAPES))  # fmt: skip
+        return res if self._accept(res) else None
+
+
+def gaze_from_weights(w: np.ndarray) -> np.ndarray:
+    """Eye gaze (2, 2) float32 radians, rows (left, right), columns (yaw, pitch) from eyeLook weights.
+
+    Yaw > 0 looks toward the subject's left; pitch > 0 looks down (facecap.pose conventions).
+    """
+    i = arkit.INDEX
+    out = np.zeros((2, 2), np.float32)
+    for row, side in enumerate(("Left", "Right")):
+        inward = w[i["eyeLookIn" + side]]
+        outward = w[i["eyeLookOut" + side]]
+        # the left eye looks to the subject's left when it looks out; the right eye when it looks in
+        toward_left = outward - inward if side == "Left" else inward - outward
+        out[row, 0] = toward_left * EYE_LOOK_RANGE
+        out[row, 1] = (w[i["eyeLookDown" + side]] - w[i["eyeLookUp" + side]]) * EYE_LOOK_RANGE
+    return out
+
+
+__all__ = ["Tracker", "TrackerConfig", "detect_face", "gaze_from_weights", "rodrigues"]
