@@ -48,8 +48,8 @@ def to_unity(rotation: np.ndarray, translation: np.ndarray) -> tuple[np.ndarray,
     # Unity axes from camera axes: x_u = x_c, y_u = -y_c, z_u = z_c  (a reflection: handedness flip).
     s = np.diag([1.0, -1.0, 1.0])
     t = s @ np.asarray(translation, dtype=np.float64)
-    # Rig axes (y up, z out of the face) in Unity terms: Unity's head bone has z forward = out of
-    # the face, which is rig z; so the bone rotation is the reflected rig -> camera rotation.
-    r = s @ np.asarray(rotation, dtype=np.float64) @ np.diag([1.0, 1.0, -1.0])
+    # Unity's head bone: z forward = out of the face (rig z), y up (rig y), x = the head's own right,
+    # which is rig -x (rig x is the subject's left). Both sides are reflections, so r is a rotation.
+    r = s @ np.asarray(rotation, dtype=np.float64) @ np.diag([-1.0, 1.0, 1.0])
     # A frontal face (facing the camera, toward -z_u) is a 180 deg yaw in Unity.
     return t, Rotation.from_matrix(r).as_quat()
