@@ -11,5 +11,16 @@ from .arkit import ARKIT_NAMES  # noqa: E402
 from .frames import Frame, Intrinsics  # noqa: E402
 from .rig import Rig, load_rig  # noqa: E402
 from .state import FaceState  # noqa: E402
+from .tracker import Tracker, TrackerConfig  # noqa: E402
 
-__all__ = ["ARKIT_NAMES", "FaceState", "Frame", "Intrinsics", "Rig", "load_rig", "__version__"]
+__all__ = [
+    "ARKIT_NAMES",
+    "FaceState",
+    "Frame",
+    "Intrinsics",
+    "Rig",
+    "Tracker",
+    "TrackerConfig",
+    "load_rig",
+    "__version__",
+]

@@ -31,6 +31,7 @@ class FitParams:
     sigma : expected depth noise [m]; residuals are divided by it.
     max_dist : reject correspondences farther than this along the normal [m].
     max_normal_deg : reject where the model normal faces away from the camera by more than this [deg].
+    edge_tol : reject where the depth jumps by more than this to a neighbouring pixel [m].
     huber : Huber threshold in units of sigma.
     p2p_share : weight beta of the point-to-point (along-ray) rows relative to point-to-plane.
     lambda_t : temporal smoothness of the weights (pull toward the previous frame) [1/weight^2].
@@ -43,13 +44,14 @@ class FitParams:
     solve_weights : fit expression weights (False: rigid pose only).
     """
 
-    sigma: float = 0.0015
+    sigma: float = 0.003
     max_dist: float = 0.012
-    max_normal_deg: float = 75.0
+    max_normal_deg: float = 70.0
+    edge_tol: float = 0.004
     huber: float = 2.5
     p2p_share: float = 0.1
     lambda_t: float = 0.5
-    lambda_s: float = 0.2
+    lambda_s: float = 5.0
     lambda_0: float = 1e-3
     lambda_pose: float = 1e-2
     lambda_lmk: float = 1.0
@@ -90,8 +92,28 @@ def _vertex_normals(verts, tris):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, fastmath=True)
-def _icp_rows(xr, nr, sample, R, t, depth, fx, fy, cx, cy, BT, max_dist, cos_max, p2p_share, inv_sigma, huber,
-              J, r, raw):  # pragma: no cover - compiled  # fmt: skip
+def _icp_rows(
+    xr,
+    nr,
+    sample,
+    R,
+    t,
+    depth,
+    fx,
+    fy,
+    cx,
+    cy,
+    BT,
+    max_dist,
+    cos_max,
+    edge_tol,
+    p2p_share,
+    inv_sigma,
+    huber,
+    J,
+    r,
+    raw,
+):  # pragma: no cover - compiled
     """Projective association and robustly weighted Jacobian rows.
 
     xr, nr : (N, 3) rig-space vertices and unit normals of the current mask.
@@ -101,7 +123,8 @@ def _icp_rows(xr, nr, sample, R, t, depth, fx, fy, cx, cy, BT, max_dist, cos_max
     write the point-to-plane row (and for every 4th vertex a point-to-point row along the viewing
     ray), divided by sigma and Huber-weighted, into J (M, 6 + K) and r (M,); ``raw`` gets the
     unweighted signed residual in metres (NaN for point-to-point rows). Returns the number of rows.
-    Rejects: behind the camera, outside the image, no depth, normal facing away, distance > max_dist.
+    Rejects: behind the camera, outside the image, no depth, a depth jump > edge_tol to a 4-neighbour
+    (or a hole there), normal facing away, distance > max_dist.
     """
     h, w = depth.shape
     K = BT.shape[2]
@@ -129,6 +152,15 @@ def _icp_rows(xr, nr, sample, R, t, depth, fx, fy, cx, cy, BT, max_dist, cos_max
             continue
         d = depth[v, u]
         if d <= 0.0:
+            continue
+        # a depth edge (silhouette, lid over eyeball, lips) or a hole next to the pixel: ambiguous
+        if u == 0 or v == 0 or u == w - 1 or v == h - 1:
+            continue
+        edge = False
+        for nb_ in (depth[v, u - 1], depth[v, u + 1], depth[v - 1, u], depth[v + 1, u]):
+            if abs(nb_ - d) > edge_tol:
+                edge = True
+        if edge:
             continue
         ex = x - (u - cx) / fx * d
         ey = y - (v - cy) / fy * d
@@ -226,6 +258,24 @@ def rodrigues(w: np.ndarray) -> np.ndarray:
     return np.eye(3) + np.sin(th) * Kx + (1 - np.cos(th)) * (Kx @ Kx)
 
 
+def boundary_vertices(triangles: np.ndarray, n_vertices: int, rings: int = 0) -> np.ndarray:
+    """(V,) bool: vertices on a boundary edge of the mesh (an edge used by one triangle), grown by
+    ``rings`` edge rings."""
+    from scipy import sparse
+
+    t = np.asarray(triangles, np.int64)
+    e = np.sort(np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]]), axis=1)
+    uniq, counts = np.unique(e, axis=0, return_counts=True)
+    out = np.zeros(n_vertices, bool)
+    out[uniq[counts == 1].ravel()] = True
+    if rings:
+        adj = sparse.coo_matrix((np.ones(len(uniq)), (uniq[:, 0], uniq[:, 1])), shape=(n_vertices,) * 2)
+        adj = (adj + adj.T).tocsr()
+        for _ in range(rings):
+            out |= (adj @ out.astype(np.float64)) > 0
+    return out
+
+
 @dataclass
 class MaskModel:
     """The part of a rig the fit uses, cached in float64: vertices of the ``track`` mask.
@@ -245,22 +295,33 @@ class MaskModel:
     sample: np.ndarray
 
     @classmethod
-    def from_rig(cls, rig, mask: str = "track", max_points: int = 2500) -> MaskModel:
+    def from_rig(cls, rig, mask: str = "track", max_points: int = 2500, margin_rings: int = 2) -> MaskModel:
+        """Cache the mask of ``rig``. Vertices within ``margin_rings`` edges of a mesh boundary (eye and
+        mouth openings, where the lid or lip edge overhangs what lies behind it) generate no ICP rows:
+        their projective correspondences are ambiguous."""
+        from scipy import sparse
+
         keep = rig.masks[mask]
         idx = np.flatnonzero(keep)
         remap = -np.ones(rig.n_vertices, np.int64)
         remap[idx] = np.arange(len(idx))
         tris = remap[rig.triangles[keep[rig.triangles].all(1)]]
         B = np.ascontiguousarray(rig.deltas[:, idx, :], dtype=np.float64)
-        step = max(1, int(np.ceil(len(idx) / max_points)))
-        from scipy import sparse
-
         Bf = B.reshape(len(B), -1).T
         # (3N, 52): deltas are local, mostly zero; motions below a micrometre are dropped
         Bsp = sparse.csr_matrix(np.where(np.abs(Bf) < 1e-6, 0.0, Bf))
-        return cls(b0=rig.neutral[idx].astype(np.float64), B=B, Bsp=Bsp,
-                   BT=np.ascontiguousarray(B.transpose(1, 2, 0)), tris=tris, index=idx,
-                   sample=np.arange(0, len(idx), step, dtype=np.int64))  # fmt: skip
+        near_edge = boundary_vertices(rig.triangles, rig.n_vertices, margin_rings)[idx]
+        cand = np.flatnonzero(~near_edge)
+        step = max(1, int(np.ceil(len(cand) / max_points)))
+        return cls(
+            b0=rig.neutral[idx].astype(np.float64),
+            B=B,
+            Bsp=Bsp,
+            BT=np.ascontiguousarray(B.transpose(1, 2, 0)),
+            tris=tris,
+            index=idx,
+            sample=cand[::step].astype(np.int64),
+        )
 
     def vertices(self, w: np.ndarray) -> np.ndarray:
         return self.b0 + (self.Bsp @ w).reshape(-1, 3)
@@ -331,10 +392,30 @@ def fit_frame(
     for it in range(params.iterations):
         xr = model.vertices(w)
         nr = _vertex_normals(xr, model.tris)
-        # the first iteration accepts a wider band (warm start may be a few mm off)
-        md = params.max_dist * (1.5 if it == 0 else 1.0)
-        m = _icp_rows(xr, nr, model.sample, R, t, depth, fx, fy, cx, cy, model.BT, md, cos_max,
-                      params.p2p_share, inv_s, params.huber, buf.J, buf.r, buf.raw)  # fmt: skip
+        # the first iterations accept a wider band (the warm start may be a few mm off), then tighten
+        md = params.max_dist * max(0.5, 1.5 - 0.5 * it)
+        m = _icp_rows(
+            xr,
+            nr,
+            model.sample,
+            R,
+            t,
+            depth,
+            fx,
+            fy,
+            cx,
+            cy,
+            model.BT,
+            md,
+            cos_max,
+            params.edge_tol,
+            params.p2p_share,
+            inv_s,
+            params.huber,
+            buf.J,
+            buf.r,
+            buf.raw,
+        )
         if m < 20:
             return FitResult(R, t, w, 0, len(model.sample), np.nan)
         J = buf.J[:m]

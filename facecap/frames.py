@@ -49,8 +49,16 @@ class Intrinsics:
     def scaled(self, width: int, height: int) -> Intrinsics:
         """The same camera at another resolution (same field of view)."""
         sx, sy = width / self.width, height / self.height
-        return Intrinsics(width, height, self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5,
-                          (self.cy + 0.5) * sy - 0.5, self.model, self.coeffs)  # fmt: skip
+        return Intrinsics(
+            width,
+            height,
+            self.fx * sx,
+            self.fy * sy,
+            (self.cx + 0.5) * sx - 0.5,
+            (self.cy + 0.5) * sy - 0.5,
+            self.model,
+            self.coeffs,
+        )
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """Project camera-frame points (..., 3) metres to pixels (..., 2) float."""
@@ -105,11 +113,15 @@ class Frame:
             raise ValueError(f"depth must be a 2-D (H, W) array in metres, got shape {d.shape}")
         if d.dtype != np.float32:
             if d.dtype == np.uint16:
-                raise ValueError("depth is uint16 (raw z16 units): convert to metres with depth * depth_scale")
+                raise ValueError(
+                    "depth is uint16 (raw z16 units): convert to metres with depth * depth_scale"
+                )
             d = d.astype(np.float32)
         di = self.depth_intrinsics
         if d.shape != (di.height, di.width):
-            raise ValueError(f"depth is {d.shape[1]}x{d.shape[0]} but its intrinsics say {di.width}x{di.height}")
+            raise ValueError(
+                f"depth is {d.shape[1]}x{d.shape[0]} but its intrinsics say {di.width}x{di.height}"
+            )
         bad = ~np.isfinite(d) | (d < 0)
         if bad.any():  # NaN/inf/negative become "no data"; never propagate into the fit
             d = np.where(bad, np.float32(0), d)
@@ -122,7 +134,9 @@ class Frame:
             if ci is None:
                 raise ValueError("a color image needs color_intrinsics")
             if c.shape[:2] != (ci.height, ci.width):
-                raise ValueError(f"color is {c.shape[1]}x{c.shape[0]} but its intrinsics say {ci.width}x{ci.height}")
+                raise ValueError(
+                    f"color is {c.shape[1]}x{c.shape[0]} but its intrinsics say {ci.width}x{ci.height}"
+                )
             self.color = c
         if not np.isfinite(self.timestamp):
             raise ValueError(f"timestamp must be finite, got {self.timestamp}")

@@ -19,37 +19,86 @@ from . import arkit
 # "R"/"L" are the subject's right/left (MediaPipe's 33/133 is the subject's right eye, at -x).
 MEDIAPIPE_LANDMARKS: dict[str, int] = {
     # eyes: corners, upper lid, lower lid
-    "eye_outer_R": 33, "eye_inner_R": 133, "eye_outer_L": 263, "eye_inner_L": 362,
-    "lid_upper_R": 159, "lid_upper_outer_R": 160, "lid_upper_inner_R": 158,
-    "lid_lower_R": 145, "lid_lower_outer_R": 144, "lid_lower_inner_R": 153,
-    "lid_upper_L": 386, "lid_upper_outer_L": 387, "lid_upper_inner_L": 385,
-    "lid_lower_L": 374, "lid_lower_outer_L": 373, "lid_lower_inner_L": 380,
+    "eye_outer_R": 33,
+    "eye_inner_R": 133,
+    "eye_outer_L": 263,
+    "eye_inner_L": 362,
+    "lid_upper_R": 159,
+    "lid_upper_outer_R": 160,
+    "lid_upper_inner_R": 158,
+    "lid_lower_R": 145,
+    "lid_lower_outer_R": 144,
+    "lid_lower_inner_R": 153,
+    "lid_upper_L": 386,
+    "lid_upper_outer_L": 387,
+    "lid_upper_inner_L": 385,
+    "lid_lower_L": 374,
+    "lid_lower_outer_L": 373,
+    "lid_lower_inner_L": 380,
     # brows (upper contour, inner to outer)
-    "brow_inner_R": 107, "brow_mid_inner_R": 66, "brow_mid_R": 105, "brow_mid_outer_R": 63,
+    "brow_inner_R": 107,
+    "brow_mid_inner_R": 66,
+    "brow_mid_R": 105,
+    "brow_mid_outer_R": 63,
     "brow_outer_R": 70,
-    "brow_inner_L": 336, "brow_mid_inner_L": 296, "brow_mid_L": 334, "brow_mid_outer_L": 293,
+    "brow_inner_L": 336,
+    "brow_mid_inner_L": 296,
+    "brow_mid_L": 334,
+    "brow_mid_outer_L": 293,
     "brow_outer_L": 300,
     # nose
-    "nose_bridge_top": 168, "nose_bridge": 6, "nose_bridge_low": 197, "nose_dorsum": 195,
-    "nose_tip": 1, "nose_tip_top": 4, "subnasale": 2, "nose_wing_R": 129, "nose_wing_L": 358,
-    "alar_base_R": 98, "alar_base_L": 327,
+    "nose_bridge_top": 168,
+    "nose_bridge": 6,
+    "nose_bridge_low": 197,
+    "nose_dorsum": 195,
+    "nose_tip": 1,
+    "nose_tip_top": 4,
+    "subnasale": 2,
+    "nose_wing_R": 129,
+    "nose_wing_L": 358,
+    "alar_base_R": 98,
+    "alar_base_L": 327,
     # lips: corners, outer contour, inner contour
-    "mouth_corner_R": 61, "mouth_corner_L": 291,
-    "lip_upper_top": 0, "lip_upper_top_R": 37, "lip_upper_top_L": 267, "lip_upper_peak_R": 40,
+    "mouth_corner_R": 61,
+    "mouth_corner_L": 291,
+    "lip_upper_top": 0,
+    "lip_upper_top_R": 37,
+    "lip_upper_top_L": 267,
+    "lip_upper_peak_R": 40,
     "lip_upper_peak_L": 270,
-    "lip_upper_inner": 13, "lip_upper_inner_R": 81, "lip_upper_inner_L": 311,
-    "lip_lower_inner": 14, "lip_lower_inner_R": 178, "lip_lower_inner_L": 402,
-    "lip_lower_bottom": 17, "lip_lower_bottom_R": 84, "lip_lower_bottom_L": 314,
-    "lip_lower_outer_R": 91, "lip_lower_outer_L": 321,
+    "lip_upper_inner": 13,
+    "lip_upper_inner_R": 81,
+    "lip_upper_inner_L": 311,
+    "lip_lower_inner": 14,
+    "lip_lower_inner_R": 178,
+    "lip_lower_inner_L": 402,
+    "lip_lower_bottom": 17,
+    "lip_lower_bottom_R": 84,
+    "lip_lower_bottom_L": 314,
+    "lip_lower_outer_R": 91,
+    "lip_lower_outer_L": 321,
     # chin and jaw line
-    "chin_front": 199, "chin_bottom": 152, "chin_R": 176, "chin_L": 400,
-    "jaw_R": 136, "jaw_L": 365, "jaw_angle_R": 172, "jaw_angle_L": 397,
-    "jaw_upper_R": 132, "jaw_upper_L": 361,
+    "chin_front": 199,
+    "chin_bottom": 152,
+    "chin_R": 176,
+    "chin_L": 400,
+    "jaw_R": 136,
+    "jaw_L": 365,
+    "jaw_angle_R": 172,
+    "jaw_angle_L": 397,
+    "jaw_upper_R": 132,
+    "jaw_upper_L": 361,
     # cheeks, forehead, face sides
-    "cheek_R": 50, "cheek_L": 280, "cheekbone_R": 123, "cheekbone_L": 352,
-    "forehead": 10, "forehead_low": 151, "glabella": 9,
-    "face_side_R": 234, "face_side_L": 454,
-}  # fmt: skip
+    "cheek_R": 50,
+    "cheek_L": 280,
+    "cheekbone_R": 123,
+    "cheekbone_L": 352,
+    "forehead": 10,
+    "forehead_low": 151,
+    "glabella": 9,
+    "face_side_R": 234,
+    "face_side_L": 454,
+}
 
 # Region masks every rig must carry; "track" is the front of the face used for fitting.
 REQUIRED_MASKS = ("track",)
@@ -158,13 +207,17 @@ class Rig:
         _check(self.landmark_tris.shape == (n, 3), f"landmark_tris must be ({n}, 3)")
         _check(self.landmark_bary.shape == (n, 3), f"landmark_bary must be ({n}, 3)")
         if n:
-            _check(bool((self.landmark_ids >= 0).all() and (self.landmark_ids < 478).all()),
-                   "landmark_ids must be MediaPipe indices in [0, 478)")  # fmt: skip
+            _check(
+                bool((self.landmark_ids >= 0).all() and (self.landmark_ids < 478).all()),
+                "landmark_ids must be MediaPipe indices in [0, 478)",
+            )
             _check(len(set(self.landmark_ids.tolist())) == n, "landmark_ids must be unique")
             lt = self.landmark_tris
             _check(bool((lt >= 0).all() and (lt < nv).all()), f"landmark_tris must lie in [0, {nv})")
-            _check(bool(np.allclose(self.landmark_bary.sum(1), 1.0, atol=1e-4)),
-                   "landmark_bary rows must sum to 1")  # fmt: skip
+            _check(
+                bool(np.allclose(self.landmark_bary.sum(1), 1.0, atol=1e-4)),
+                "landmark_bary rows must sum to 1",
+            )
         for k in REQUIRED_MASKS:
             _check(k in self.masks, f"rig needs a {k!r} mask (front of the face used for tracking)")
         for k, m in self.masks.items():
@@ -193,8 +246,10 @@ class Rig:
         (V, 3) or (N, V, 3) float32, metres
         """
         w = np.asarray(weights, dtype=np.float32)
-        _check(w.ndim in (1, 2) and w.shape[-1] == arkit.NUM_SHAPES,
-               f"weights must be (52,) or (N, 52), got {w.shape}")  # fmt: skip
+        _check(
+            w.ndim in (1, 2) and w.shape[-1] == arkit.NUM_SHAPES,
+            f"weights must be (52,) or (N, 52), got {w.shape}",
+        )
         _check(bool(np.isfinite(w).all()), "weights contain NaN or inf")
         flat = self.deltas.reshape(arkit.NUM_SHAPES, -1)
         out = (w @ flat).reshape(*w.shape[:-1], self.n_vertices, 3)
@@ -224,12 +279,16 @@ class Rig:
         """Write a compressed ``.npz`` (no pickle) that :meth:`load` reads back exactly."""
         path = Path(path)
         arrays = {
-            "neutral": self.neutral, "triangles": self.triangles, "deltas": self.deltas,
-            "names": np.array(self.names), "landmark_ids": self.landmark_ids,
-            "landmark_tris": self.landmark_tris, "landmark_bary": self.landmark_bary,
+            "neutral": self.neutral,
+            "triangles": self.triangles,
+            "deltas": self.deltas,
+            "names": np.array(self.names),
+            "landmark_ids": self.landmark_ids,
+            "landmark_tris": self.landmark_tris,
+            "landmark_bary": self.landmark_bary,
             "mirror": self.mirror,
             "meta": np.array(json.dumps({"name": self.name, **self.meta})),
-        }  # fmt: skip
+        }
         for k, m in self.masks.items():
             arrays[f"mask_{k}"] = m
         if self.colors is not None:
@@ -257,13 +316,16 @@ class Rig:
             name = meta.pop("name", path.stem)
             empty_i, empty_f = np.zeros((0, 3), np.int32), np.zeros((0, 3), np.float32)
             kw = dict(
-                triangles=z["triangles"], mirror=z["mirror"],
+                triangles=z["triangles"],
+                mirror=z["mirror"],
                 landmark_ids=z["landmark_ids"] if "landmark_ids" in z.files else np.zeros(0, np.int32),
                 landmark_tris=z["landmark_tris"] if "landmark_tris" in z.files else empty_i,
                 landmark_bary=z["landmark_bary"] if "landmark_bary" in z.files else empty_f,
                 masks={k[5:]: z[k] for k in z.files if k.startswith("mask_")},
-                colors=z["colors"] if "colors" in z.files else None, name=name, meta=meta,
-            )  # fmt: skip
+                colors=z["colors"] if "colors" in z.files else None,
+                name=name,
+                meta=meta,
+            )
             if names == arkit.ARKIT_NAMES:
                 return cls(neutral=z["neutral"], deltas=z["deltas"], **kw)
             return cls.from_named(z["neutral"], named_deltas=dict(zip(names, z["deltas"], strict=True)), **kw)
@@ -319,7 +381,9 @@ def mirror_map(vertices: np.ndarray, tol: float = 1e-3) -> np.ndarray:
     v = np.asarray(vertices, dtype=np.float64)
     d, idx = cKDTree(v).query(v * (-1.0, 1.0, 1.0))
     if d.max() > tol:
-        raise ValueError(f"mesh is not symmetric: a mirrored vertex is {d.max() * 1000:.2f} mm from any vertex")
+        raise ValueError(
+            f"mesh is not symmetric: a mirrored vertex is {d.max() * 1000:.2f} mm from any vertex"
+        )
     return idx.astype(np.int32)
 
 

@@ -43,7 +43,9 @@ class TrackerConfig:
     far: float = 1.5
 
 
-def detect_face(depth: np.ndarray, intr: Intrinsics, near: float = 0.2, far: float = 1.5) -> np.ndarray | None:
+def detect_face(
+    depth: np.ndarray, intr: Intrinsics, near: float = 0.2, far: float = 1.5
+) -> np.ndarray | None:
     """Find a face in a depth image without landmarks.
 
     The face is taken to be the nearest sizeable surface: the connected region within 15 cm behind the
@@ -106,8 +108,12 @@ class Tracker:
     from depth alone.
     """
 
-    def __init__(self, rig: Rig | None = None, intrinsics: Intrinsics | None = None,
-                 config: TrackerConfig | None = None):  # fmt: skip
+    def __init__(
+        self,
+        rig: Rig | None = None,
+        intrinsics: Intrinsics | None = None,
+        config: TrackerConfig | None = None,
+    ):
         self.rig = rig if rig is not None else load_rig()
         if not isinstance(self.rig, Rig):
             raise TypeError(f"rig must be a facecap.Rig, got {type(self.rig).__name__}")
@@ -141,8 +147,9 @@ class Tracker:
         return rig.landmark_ids[ok], lt[ok], rig.landmark_bary[ok].astype(np.float64)
 
     # ------------------------------------------------------------------ public
-    def track(self, frame: Frame, landmarks: np.ndarray | None = None,
-              confidences: np.ndarray | None = None) -> FaceState:  # fmt: skip
+    def track(
+        self, frame: Frame, landmarks: np.ndarray | None = None, confidences: np.ndarray | None = None
+    ) -> FaceState:
         """Fit one frame.
 
         Parameters
@@ -161,9 +168,13 @@ class Tracker:
             raise TypeError(f"track() needs a facecap.Frame, got {type(frame).__name__}")
         intr = frame.depth_intrinsics
         if self.intrinsics is not None and (intr.width, intr.height) != (
-            self.intrinsics.width, self.intrinsics.height):  # fmt: skip
-            raise ValueError(f"frame is {intr.width}x{intr.height}, tracker was set up for "
-                             f"{self.intrinsics.width}x{self.intrinsics.height}")  # fmt: skip
+            self.intrinsics.width,
+            self.intrinsics.height,
+        ):
+            raise ValueError(
+                f"frame is {intr.width}x{intr.height}, tracker was set up for "
+                f"{self.intrinsics.width}x{self.intrinsics.height}"
+            )
         lmk = self._prepare_landmarks(landmarks, confidences)
         t0 = time.perf_counter()
         depth = frame.depth
@@ -181,10 +192,16 @@ class Tracker:
         self.R, self.t, self.w, self.tracked = res.rotation, res.translation, res.weights, True
         w = self.w.astype(np.float32)
         return FaceState(
-            timestamp=frame.timestamp, weights=w, rotation=self.R.copy(), translation=self.t.copy(),
-            tracked=True, quality=float(res.quality), gaze=gaze_from_weights(w), index=frame.index,
+            timestamp=frame.timestamp,
+            weights=w,
+            rotation=self.R.copy(),
+            translation=self.t.copy(),
+            tracked=True,
+            quality=float(res.quality),
+            gaze=gaze_from_weights(w),
+            index=frame.index,
             rms_mm=float(res.rms * 1000),
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------------ internals
     def _prepare_landmarks(self, landmarks, confidences):
@@ -192,7 +209,9 @@ class Tracker:
             return None
         uv = np.asarray(landmarks, dtype=np.float64)
         if uv.ndim != 2 or uv.shape[1] != 2 or uv.shape[0] < 468:
-            raise ValueError(f"landmarks must be (468, 2) or (478, 2) pixels in MediaPipe order, got {uv.shape}")
+            raise ValueError(
+                f"landmarks must be (468, 2) or (478, 2) pixels in MediaPipe order, got {uv.shape}"
+            )
         conf = np.ones(len(uv)) if confidences is None else np.asarray(confidences, dtype=np.float64)
         if conf.shape != (len(uv),):
             raise ValueError(f"confidences must be ({len(uv)},), got {conf.shape}")
@@ -203,15 +222,27 @@ class Tracker:
 
     def _fit(self, depth, intr, lmk, params, w_prev=None, R=None, t=None, w=None):
         return fit_frame(
-            self.model, depth, (intr.fx, intr.fy, intr.cx, intr.cy),
-            self.R if R is None else R, self.t if t is None else t, self.w if w is None else w,
-            params, w_prev=w_prev, landmarks=lmk, buffers=self._buf,
-        )  # fmt: skip
+            self.model,
+            depth,
+            (intr.fx, intr.fy, intr.cx, intr.cy),
+            self.R if R is None else R,
+            self.t if t is None else t,
+            self.w if w is None else w,
+            params,
+            w_prev=w_prev,
+            landmarks=lmk,
+            buffers=self._buf,
+        )
 
     def _accept(self, res) -> bool:
         c = self.config
-        return bool(res.inliers > 50 and res.quality >= c.min_quality and np.isfinite(res.rms)
-                    and res.rms <= c.max_rms and c.near < res.translation[2] < c.far + 0.2)  # fmt: skip
+        return bool(
+            res.inliers > 50
+            and res.quality >= c.min_quality
+            and np.isfinite(res.rms)
+            and res.rms <= c.max_rms
+            and c.near < res.translation[2] < c.far + 0.2
+        )
 
     def _acquire(self, depth, intr, lmk):
         """Find the face from depth alone and fit it: rigid ICP from a few yaw hypotheses, then a full fit."""
@@ -219,8 +250,14 @@ class Tracker:
         centre = detect_face(depth, intr, c.near, c.far)
         if centre is None:
             return None
-        rigid = replace(c.fit, solve_weights=False, iterations=c.acquire_iterations, max_dist=0.03,
-                        lambda_pose=1e-4, p2p_share=0.3)  # fmt: skip
+        rigid = replace(
+            c.fit,
+            solve_weights=False,
+            iterations=c.acquire_iterations,
+            max_dist=0.03,
+            lambda_pose=1e-4,
+            p2p_share=0.3,
+        )
         best = None
         for yaw in (0.0, 0.35, -0.35):
             R0 = pose.from_euler(yaw, 0.0, 0.0)
@@ -228,14 +265,22 @@ class Tracker:
             w0 = np.zeros(arkit.NUM_SHAPES)
             res = self._fit(depth, intr, lmk, rigid, R=R0, t=t0, w=w0)
             # tighten
-            res = self._fit(depth, intr, lmk, replace(rigid, max_dist=0.012), R=res.rotation,
-                            t=res.translation, w=w0)  # fmt: skip
+            res = self._fit(
+                depth, intr, lmk, replace(rigid, max_dist=0.012), R=res.rotation, t=res.translation, w=w0
+            )
             if best is None or res.quality > best.quality:
                 best = res
             if best.quality > 0.6:
                 break
-        res = self._fit(depth, intr, lmk, replace(c.fit, iterations=c.fit.iterations + 4),
-                        R=best.rotation, t=best.translation, w=np.zeros(arkit.NUM_SHAPES))  # fmt: skip
+        res = self._fit(
+            depth,
+            intr,
+            lmk,
+            replace(c.fit, iterations=c.fit.iterations + 4),
+            R=best.rotation,
+            t=best.translation,
+            w=np.zeros(arkit.NUM_SHAPES),
+        )
         return res if self._accept(res) else None
 
 

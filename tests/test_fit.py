@@ -28,7 +28,9 @@ def test_vertex_normals_kernel_matches_reference():
     assert (got[:, 2] > 0.7).all()  # counter-clockwise from outside: +z on the front
 
 
-def _icp_rows_reference(xr, nr, sample, R, t, depth, fx, fy, cx, cy, BT, max_dist, cos_max, p2p, inv_s, huber):
+def _icp_rows_reference(
+    xr, nr, sample, R, t, depth, fx, fy, cx, cy, BT, max_dist, cos_max, edge_tol, p2p, inv_s, huber
+):
     rows, rs, raws = [], [], []
     h, w = depth.shape
     for si, i in enumerate(sample):
@@ -41,9 +43,12 @@ def _icp_rows_reference(xr, nr, sample, R, t, depth, fx, fy, cx, cy, BT, max_dis
         if -(n @ d) < cos_max:
             continue
         u, v = int(fx * x[0] / x[2] + cx + 0.5), int(fy * x[1] / x[2] + cy + 0.5)
-        if not (0 <= u < w and 0 <= v < h) or depth[v, u] <= 0:
+        if not (0 < u < w - 1 and 0 < v < h - 1) or depth[v, u] <= 0:
             continue
         z = depth[v, u]
+        nbrs = depth[[v, v, v - 1, v + 1], [u - 1, u + 1, u, u]]
+        if (np.abs(nbrs - z) > edge_tol).any():
+            continue
         e = x - np.array([(u - cx) / fx * z, (v - cy) / fy * z, z])
         if abs(n @ e) > max_dist:
             continue
@@ -73,9 +78,27 @@ def test_icp_rows_kernel_matches_reference():
     cx, cy = 160.0, 120.0
     depth = np.full((240, 320), 0.6 - 0.1 + 0.004, np.float32)
     depth += rng.normal(0, 2e-3, depth.shape).astype(np.float32)
-    depth[rng.random(depth.shape) < 0.1] = 0
+    depth[rng.random(depth.shape) < 0.02] = 0
     sample = np.arange(0, len(v), 2, dtype=np.int64)
-    args = (v.astype(np.float64), nr, sample, R, t, depth, fx, fy, cx, cy, BT, 0.01, 0.2, 0.1, 1 / 0.0015, 2.5)
+    args = (
+        v.astype(np.float64),
+        nr,
+        sample,
+        R,
+        t,
+        depth,
+        fx,
+        fy,
+        cx,
+        cy,
+        BT,
+        0.01,
+        0.2,
+        0.006,
+        0.1,
+        1 / 0.0015,
+        2.5,
+    )
     n2 = 2 * len(sample)
     J, r, raw = np.empty((n2, NP), np.float32), np.empty(n2, np.float32), np.empty(n2)
     m = _icp_rows(*args, J, r, raw)
@@ -97,8 +120,14 @@ def test_box_qp_matches_scipy_bounded_solver(seed):
     hi = np.where(rng.random(n) < 0.3, np.inf, rng.random(n))
     x = _box_qp(H, g, lo, hi, 50)
     assert (x >= lo - 1e-12).all() and (x <= hi + 1e-12).all()
-    ref = minimize(lambda z: 0.5 * z @ H @ z + g @ z, np.zeros(n), jac=lambda z: H @ z + g,
-                   bounds=list(zip(lo, hi, strict=True)), method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-12})
+    ref = minimize(
+        lambda z: 0.5 * z @ H @ z + g @ z,
+        np.zeros(n),
+        jac=lambda z: H @ z + g,
+        bounds=list(zip(lo, hi, strict=True)),
+        method="L-BFGS-B",
+        options={"ftol": 1e-15, "gtol": 1e-12},
+    )
     f = 0.5 * x @ H @ x + g @ x
     assert f <= ref.fun + 1e-8
     np.testing.assert_allclose(x, ref.x, atol=1e-4)
