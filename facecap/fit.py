@@ -31,11 +31,12 @@ class FitParams:
     sigma : expected depth noise [m]; residuals are divided by it.
     max_dist : reject correspondences farther than this along the normal [m].
     max_normal_deg : reject where the model normal faces away from the camera by more than this [deg].
-    edge_tol : reject where the depth jumps by more than this to a neighbouring pixel [m].
+    edge_tol : reject where the depth jumps by more than this (or 3 sigma) to a neighbouring pixel [m].
     huber : Huber threshold in units of sigma.
     p2p_share : weight beta of the point-to-point (along-ray) rows relative to point-to-plane.
-    lambda_t : temporal smoothness of the weights (pull toward the previous frame) [1/weight^2].
-    lambda_s : L1 sparsity of the weights [1/weight].
+    lambda_t : temporal smoothness: pull toward the previous frame's weights, relative to the data's own
+        information about each weight (0.5: the previous frame counts half as much as this one).
+    lambda_s : L1 sparsity of the weights, in standard deviations of each weight's data estimate.
     lambda_0 : ridge on weight updates (damping) [1/weight^2].
     lambda_pose : Levenberg damping of pose updates [1/rad^2, 1/m^2 scaled by 0.1 m].
     lambda_lmk : weight of landmark rows; landmark residuals are divided by sigma_px.
@@ -51,7 +52,7 @@ class FitParams:
     huber: float = 2.5
     p2p_share: float = 0.1
     lambda_t: float = 0.5
-    lambda_s: float = 5.0
+    lambda_s: float = 0.5
     lambda_0: float = 1e-3
     lambda_pose: float = 1e-2
     lambda_lmk: float = 1.0
@@ -335,6 +336,7 @@ class FitResult:
     inliers: int
     candidates: int
     rms: float  # metres, point-to-plane RMS of inliers
+    noise: float = float("nan")  # metres, robust (MAD) spread of the point-to-plane residuals
 
     @property
     def quality(self) -> float:
@@ -408,7 +410,7 @@ def fit_frame(
             model.BT,
             md,
             cos_max,
-            params.edge_tol,
+            max(params.edge_tol, 3.0 * params.sigma),
             params.p2p_share,
             inv_s,
             params.huber,
@@ -423,12 +425,19 @@ def fit_frame(
         g = (J.T @ buf.r[:m]).astype(np.float64)
         if landmarks is not None and params.lambda_lmk > 0:
             _add_landmarks(H, g, model, xr, R, t, w, landmarks, intr, params)
+        info = np.diag(H)[6:].copy()  # data information of each weight (1 / variance)
         # priors on the weights, pose damping
         d = np.arange(6, NP)
-        H[d, d] += params.lambda_0 + (params.lambda_t if w_prev is not None else 0.0)
+        H[d, d] += params.lambda_0
         if w_prev is not None:
-            g[6:] += params.lambda_t * (w - w_prev)
-        g[6:] += params.lambda_s
+            # temporal prior in units of each weight's own data information: the estimate leans on the
+            # previous frame by the same ratio whether the shape is well or poorly observed
+            lt = params.lambda_t * info
+            H[d, d] += lt
+            g[6:] += lt * (w - w_prev)
+        # L1 sparsity scaled per shape by how well the data sees it: a threshold of lambda_s noise
+        # standard deviations of that weight, not a fixed amount (which would erase subtle shapes)
+        g[6:] += params.lambda_s * np.sqrt(np.maximum(info, 1e-12))
         H[[0, 1, 2], [0, 1, 2]] += params.lambda_pose
         H[[3, 4, 5], [3, 4, 5]] += params.lambda_pose * 100.0
         if params.solve_weights:
@@ -446,7 +455,8 @@ def fit_frame(
         rp = rp[np.isfinite(rp)]
         inl = int(np.count_nonzero(np.abs(rp) < 3 * params.sigma))
         rms = float(np.sqrt(np.mean(rp[np.abs(rp) < 3 * params.sigma] ** 2))) if inl else np.nan
-    return FitResult(R, t, w, inl, len(model.sample), rms)
+    noise = float(1.4826 * np.median(np.abs(rp))) if len(rp) else np.nan
+    return FitResult(R, t, w, inl, len(model.sample), rms, noise)
 
 
 def _add_landmarks(H, g, model, xr, R, t, w, landmarks, intr, params) -> None:

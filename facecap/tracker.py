@@ -20,6 +20,11 @@ from .frames import Frame, Intrinsics
 from .rig import Rig, load_rig
 from .state import FaceState
 
+# Depth noise the fit assumes at 1 m, per camera: 1.4 x the RMS of a D4xx at 640x480
+# (z^2 * 0.08 px / (f * baseline) * 2, DESIGN.md §3: measured noise runs 3-5x the floor); the margin
+# stands for the spatial correlation of stereo depth (neighbouring pixels are not independent).
+DEPTH_NOISE_1M = {"d415": 0.0083, "d435": 0.0136}
+
 # Gaze from the eyeLook weights: a full eyeLook shape is about this rotation (radians).
 EYE_LOOK_RANGE = np.radians(30.0)
 
@@ -33,6 +38,9 @@ class TrackerConfig:
     min_quality : a fit whose inlier fraction is below this is rejected (face lost).
     max_rms : a fit whose inlier RMS exceeds this is rejected [m].
     near, far : working range of the camera [m]; depth outside is ignored.
+    max_points : mask vertices that generate ICP rows per iteration (speed vs. noise averaging).
+    depth_noise_1m : depth noise the fit assumes at 1 m [m]; it grows with the square of the distance
+        and sets ``fit.sigma`` each frame (``for_camera`` picks it per RealSense model).
     """
 
     fit: FitParams = field(default_factory=FitParams)
@@ -41,6 +49,14 @@ class TrackerConfig:
     max_rms: float = 0.006
     near: float = 0.2
     far: float = 1.5
+    max_points: int = 2500
+    depth_noise_1m: float = 0.0083
+
+    @classmethod
+    def for_camera(cls, camera: str, **kw) -> TrackerConfig:
+        """Settings for a RealSense model (``"d415"``, ``"d435"``; others get the D435's noisier prior)."""
+        key = camera.lower().replace("intel realsense", "").strip()
+        return cls(depth_noise_1m=DEPTH_NOISE_1M.get(key[:4], DEPTH_NOISE_1M["d435"]), **kw)
 
 
 def detect_face(
@@ -80,8 +96,10 @@ def detect_face(
     head = rows < top + 0.22 * px_per_m
     rows, cols = rows[head], cols[head]
     z = depth[rows, cols]
-    front = z < np.percentile(z, 60)
+    front = z <= np.percentile(z, 60)
     rows, cols, z = rows[front], cols[front], z[front]
+    if len(z) < 100:
+        return None
     x = (cols - intr.cx) / intr.fx * z
     y = (rows - intr.cy) / intr.fy * z
     c = np.array([np.median(x), np.median(y), np.median(z)])
@@ -121,7 +139,7 @@ class Tracker:
             raise TypeError("intrinsics must be a facecap.Intrinsics (e.g. frame.depth_intrinsics)")
         self.intrinsics = intrinsics
         self.config = config or TrackerConfig()
-        self.model = MaskModel.from_rig(self.rig)
+        self.model = MaskModel.from_rig(self.rig, max_points=self.config.max_points)
         self._buf = _Buffers(len(self.model.sample))
         # where on the mask the face-surface centre lies (rig space), for acquisition
         front = self.model.b0[self.model.b0[:, 2] > np.percentile(self.model.b0[:, 2], 40)]
@@ -180,7 +198,7 @@ class Tracker:
         depth = frame.depth
         res = None
         if self.tracked:
-            res = self._fit(depth, intr, lmk, self.config.fit, w_prev=self.w)
+            res = self._fit(depth, intr, lmk, self._params(self.t[2]), w_prev=self.w)
             if not self._accept(res):
                 res = None
         if res is None:
@@ -234,6 +252,11 @@ class Tracker:
             buffers=self._buf,
         )
 
+    def _params(self, z: float) -> FitParams:
+        """Fit parameters with the noise level at distance z (metres)."""
+        sigma = float(np.clip(self.config.depth_noise_1m * z * z, 0.0005, 0.01))
+        return replace(self.config.fit, sigma=sigma)
+
     def _accept(self, res) -> bool:
         c = self.config
         return bool(
@@ -250,8 +273,9 @@ class Tracker:
         centre = detect_face(depth, intr, c.near, c.far)
         if centre is None:
             return None
+        fit = self._params(float(centre[2]) + 0.08)
         rigid = replace(
-            c.fit,
+            fit,
             solve_weights=False,
             iterations=c.acquire_iterations,
             max_dist=0.03,
@@ -272,14 +296,24 @@ class Tracker:
                 best = res
             if best.quality > 0.6:
                 break
+        # expressions: coarse (wide band, so a face already mid-expression is followed) then fine
         res = self._fit(
             depth,
             intr,
             lmk,
-            replace(c.fit, iterations=c.fit.iterations + 4),
+            replace(fit, max_dist=0.025, iterations=8),
             R=best.rotation,
             t=best.translation,
             w=np.zeros(arkit.NUM_SHAPES),
+        )
+        res = self._fit(
+            depth,
+            intr,
+            lmk,
+            replace(fit, iterations=fit.iterations + 2),
+            R=res.rotation,
+            t=res.translation,
+            w=res.weights,
         )
         return res if self._accept(res) else None
 

@@ -1,0 +1,152 @@
+"""The tracker on seeded synthetic frames of the built-in rig: recovery, bounds, loss and re-acquisition."""
+
+import numpy as np
+import pytest
+
+from facecap import FaceState, Frame, Tracker, TrackerConfig, arkit, load_rig, pose
+from facecap.synth import SyntheticActor, procedural_performance
+from facecap.tracker import detect_face
+
+
+@pytest.fixture(scope="module")
+def rig():
+    return load_rig()
+
+
+@pytest.fixture(scope="module")
+def actor(rig):
+    return SyntheticActor(rig, camera="d415", distance=0.6, seed=3)
+
+
+def _weights(**named):
+    w = np.zeros(52)
+    for k, v in named.items():
+        w[arkit.INDEX[k]] = v
+    return w
+
+
+def _track_still(rig, frame, n=4, config=None):
+    tr = Tracker(rig=rig, intrinsics=frame.depth_intrinsics, config=config)
+    for _ in range(n):  # a few frames of the same image: warm start converges
+        s = tr.track(frame)
+    return s
+
+
+@pytest.mark.parametrize("noise", [False, True])
+def test_recovers_pose_and_weights(rig, noise):
+    actor = SyntheticActor(rig, camera="d415", distance=0.6, seed=5, noise=noise)
+    w = _weights(jawOpen=0.5, mouthSmileLeft=0.6, eyeBlinkRight=0.8, browInnerUp=0.4)
+    R = pose.from_euler(0.25, -0.1, 0.05)
+    t = np.array([0.01, -0.015, 0.62])
+    # the fit's priors assume the sensor's noise level: tell it how clean the clean images are
+    config = TrackerConfig.for_camera("d415") if noise else TrackerConfig(depth_noise_1m=0.0015)
+    s = _track_still(rig, actor.render(w, R, t), n=5, config=config)
+    assert s.tracked
+    assert pose.rotation_angle_deg(s.rotation, R) < (0.3 if not noise else 0.8)
+    assert np.linalg.norm(s.translation - t) < (0.0005 if not noise else 0.0015)
+    vis = [arkit.INDEX[n] for n in arkit.ARKIT_NAMES if not n.startswith("eyeLook") and n != "tongueOut"]
+    err = np.abs(s.weights - w)[vis]
+    assert err.mean() < (0.01 if not noise else 0.04)
+    for name, value in (
+        ("jawOpen", 0.5),
+        ("mouthSmileLeft", 0.6),
+        ("eyeBlinkRight", 0.8),
+        ("browInnerUp", 0.4),
+    ):
+        assert abs(s.weights[arkit.INDEX[name]] - value) < (0.05 if not noise else 0.25), name
+
+
+def test_weights_stay_in_bounds_and_state_is_well_formed(rig, actor):
+    w = _weights(jawOpen=1.0, eyeBlinkLeft=1.0, eyeBlinkRight=1.0, cheekPuff=1.0)
+    frame = actor.render(w, *actor.frontal_pose)
+    s = _track_still(rig, frame, n=6)
+    assert isinstance(s, FaceState) and s.tracked
+    assert s.weights.shape == (52,) and s.weights.dtype == np.float32
+    assert (s.weights >= 0).all() and (s.weights <= 1).all()
+    assert s.rotation.shape == (3, 3) and np.allclose(s.rotation @ s.rotation.T, np.eye(3), atol=1e-9)
+    assert s.translation.shape == (3,) and 0.5 < s.translation[2] < 0.7
+    assert 0 < s.quality <= 1 and s.gaze.shape == (2, 2)
+    # an extreme face: the wide-open mouth leaves mouthClose/mouthRollLower ambiguous (known weakness)
+    assert s.weights[arkit.INDEX["jawOpen"]] > 0.6
+    for name in ("eyeBlinkLeft", "eyeBlinkRight", "cheekPuff"):
+        assert s.weights[arkit.INDEX[name]] > 0.8, name
+
+
+@pytest.mark.parametrize(
+    "depth",
+    [
+        np.zeros((480, 640), np.float32),
+        np.full((480, 640), np.nan, np.float32),
+        np.full((480, 640), 1.2, np.float32),
+    ],
+    ids=["all-zero", "nan", "wall-no-face"],
+)
+def test_no_face_is_reported_not_raised(rig, actor, depth):
+    tr = Tracker(rig=rig, intrinsics=actor.intrinsics)
+    s = tr.track(Frame(depth=depth, depth_intrinsics=actor.intrinsics, timestamp=1.0, index=7))
+    assert not s.tracked and s.quality == 0 and s.index == 7 and s.timestamp == 1.0
+    assert (s.weights == 0).all()
+
+
+def test_empty_and_wrong_inputs(rig, actor):
+    tr = Tracker(rig=rig, intrinsics=actor.intrinsics)
+    with pytest.raises(TypeError, match="Frame"):
+        tr.track(np.zeros((480, 640)))
+    small = Frame(depth=np.zeros((240, 320), np.float32), depth_intrinsics=actor.intrinsics.scaled(320, 240))
+    with pytest.raises(ValueError, match="320x240"):
+        tr.track(small)
+    frame = actor.render(np.zeros(52), *actor.frontal_pose)
+    with pytest.raises(ValueError, match="landmarks"):
+        tr.track(frame, landmarks=np.zeros((10, 2)))
+
+
+def test_face_that_leaves_for_30_frames_is_reacquired_within_5(rig):
+    actor = SyntheticActor(rig, camera="d415", distance=0.6, seed=11)
+    W = procedural_performance(60, fps=30, seed=2)
+    R0, t0 = actor.frontal_pose
+    tr = Tracker(rig=rig, intrinsics=actor.intrinsics)
+    gone = np.full((480, 640), 1.2, np.float32)  # only the wall: the person stepped aside
+    tracked = []
+    for i in range(60):
+        if 15 <= i < 45:
+            f = Frame(depth=gone, depth_intrinsics=actor.intrinsics, timestamp=i / 30, index=i)
+        else:
+            R = pose.from_euler(0.15 * np.sin(i / 9), 0.05, 0.0)
+            f = actor.render(W[i], R, t0 + [0.01 * np.sin(i / 7), 0, 0])
+        tracked.append(tr.track(f).tracked)
+    tracked = np.array(tracked)
+    assert tracked[:15].all()
+    assert not tracked[15:45].any()
+    assert tracked[45:50].any(), "not re-acquired within 5 frames"
+    assert tracked[50:].all()
+
+
+def test_simulated_landmarks_improve_or_keep_the_fit(rig):
+    """The 2-D landmark term (fed by a simulated detector: projected truth + pixel noise) is consistent."""
+    from facecap.synth import simulated_landmarks
+
+    actor = SyntheticActor(rig, camera="d435", distance=0.7, seed=4)
+    w = _weights(jawOpen=0.3, eyeBlinkLeft=1.0, mouthPucker=0.5)
+    R = pose.from_euler(-0.2, 0.1, 0.0)
+    t = np.array([0.0, 0.0, 0.7])
+    frame = actor.render(w, R, t)
+    gt = actor.ground_truth(w, R, t)
+    uv = np.full((478, 2), np.nan)
+    uv[rig.landmark_ids] = simulated_landmarks(gt, pixel_sigma=1.0, seed=0)
+    blink = arkit.INDEX["eyeBlinkLeft"]
+    errs = {}
+    for name, lm in (("depth", None), ("depth+landmarks", uv)):
+        tr = Tracker(rig=rig, intrinsics=actor.intrinsics, config=TrackerConfig.for_camera("d435"))
+        for _ in range(4):
+            s = tr.track(frame, landmarks=lm)
+        assert s.tracked and pose.rotation_angle_deg(s.rotation, R) < 1.0, name
+        errs[name] = abs(s.weights[blink] - 1.0)
+    assert errs["depth+landmarks"] <= errs["depth"] + 0.02
+    assert errs["depth+landmarks"] < 0.35
+
+
+def test_detect_face_finds_the_nearest_head(rig, actor):
+    frame = actor.render(np.zeros(52), *actor.frontal_pose)
+    c = detect_face(frame.depth, actor.intrinsics)
+    assert c is not None and abs(c[2] - 0.52) < 0.08 and abs(c[0]) < 0.03
+    assert detect_face(np.zeros((480, 640), np.float32), actor.intrinsics) is None
