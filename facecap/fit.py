@@ -336,7 +336,6 @@ class FitResult:
     inliers: int
     candidates: int
     rms: float  # metres, point-to-plane RMS of inliers
-    noise: float = float("nan")  # metres, robust (MAD) spread of the point-to-plane residuals
 
     @property
     def quality(self) -> float:
@@ -393,7 +392,9 @@ def fit_frame(
     inv_s = 1.0 / params.sigma
     for it in range(params.iterations):
         xr = model.vertices(w)
-        nr = _vertex_normals(xr, model.tris)
+        if it == 0 or np.abs(w - w_normals).max() > 0.05:  # normals: only when the shape moved
+            nr = _vertex_normals(xr, model.tris)
+            w_normals = w.copy()
         # the first iterations accept a wider band (the warm start may be a few mm off), then tighten
         md = params.max_dist * max(0.5, 1.5 - 0.5 * it)
         m = _icp_rows(
@@ -451,12 +452,19 @@ def fit_frame(
         t = t + delta[3:6]
         if params.solve_weights:
             w = np.clip(w + delta[6:], 0.0, 1.0)  # exact bounds already; clip removes round-off only
-        rp = buf.raw[:m]
-        rp = rp[np.isfinite(rp)]
-        inl = int(np.count_nonzero(np.abs(rp) < 3 * params.sigma))
-        rms = float(np.sqrt(np.mean(rp[np.abs(rp) < 3 * params.sigma] ** 2))) if inl else np.nan
-    noise = float(1.4826 * np.median(np.abs(rp))) if len(rp) else np.nan
-    return FitResult(R, t, w, inl, len(model.sample), rms, noise)
+        converged = (
+            np.abs(delta[6:]).max() < 0.005
+            and np.abs(delta[:3]).max() < 2e-4
+            and np.abs(delta[3:6]).max() < 1e-4
+        )
+        if converged and it >= 1:
+            break
+    rp = buf.raw[:m]
+    rp = rp[np.isfinite(rp)]
+    good = np.abs(rp) < 3 * params.sigma
+    inl = int(np.count_nonzero(good))
+    rms = float(np.sqrt(np.mean(rp[good] ** 2))) if inl else np.nan
+    return FitResult(R, t, w, inl, len(model.sample), rms)
 
 
 def _add_landmarks(H, g, model, xr, R, t, w, landmarks, intr, params) -> None:
