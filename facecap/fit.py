@@ -390,9 +390,10 @@ def fit_frame(
     inl = 0
     rms = np.nan
     inv_s = 1.0 / params.sigma
+    nr = w_normals = None
     for it in range(params.iterations):
         xr = model.vertices(w)
-        if it == 0 or np.abs(w - w_normals).max() > 0.05:  # normals: only when the shape moved
+        if nr is None or np.abs(w - w_normals).max() > 0.05:  # normals: only when the shape moved
             nr = _vertex_normals(xr, model.tris)
             w_normals = w.copy()
         # the first iterations accept a wider band (the warm start may be a few mm off), then tighten
