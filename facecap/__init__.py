@@ -11,6 +11,7 @@ from .arkit import ARKIT_NAMES  # noqa: E402
 from .frames import Frame, Intrinsics  # noqa: E402
 from .rig import Rig, load_rig  # noqa: E402
 from .state import FaceState  # noqa: E402
+from .take import Take, TakeRecorder, load_take  # noqa: E402
 from .tracker import Tracker, TrackerConfig  # noqa: E402
 
 __all__ = [
@@ -19,8 +20,11 @@ __all__ = [
     "Frame",
     "Intrinsics",
     "Rig",
+    "Take",
+    "TakeRecorder",
     "Tracker",
     "TrackerConfig",
     "load_rig",
+    "load_take",
     "__version__",
 ]

@@ -1,0 +1,404 @@
+"""Export takes to the formats engines and DCCs read.
+
+==================  =============================  ===========================================================
+format              suffix                         what is written
+==================  =============================  ===========================================================
+``livelink-csv``    ``.csv`` (``.livelink.csv``)   Live Link Face CSV (:func:`facecap.livelink.write_csv`):
+                                                   the app's exact 63-column header and order, head
+                                                   angles from :func:`facecap.pose.head_euler`, eye
+                                                   yaw/pitch from gaze, face-lost frames as
+                                                   ``Timecode,0`` rows
+``glb``/``gltf``    ``.glb``/``.gltf``             rig mesh + morph-weight and head-node animation
+                                                   (:func:`facecap.gltf.export_animation`)
+``usd``/``usda``/   ``.usd``/``.usda``/``.usdc``   UsdSkel stage (:func:`facecap.usd.export_usd`)
+``usdc``
+``csv``             ``.csv``                       plain table, one row per frame (columns below)
+``json``            ``.json``                      one JSON document
+``jsonl``           ``.jsonl``/``.ndjson``         JSON Lines: a header object, then one object per frame
+==================  =============================  ===========================================================
+
+Poses. ``csv``/``json``/``jsonl`` keep the take's own convention: rotation and translation map rig space
+into the OpenCV camera frame (``x_cam = R x_rig + t``, metres). glTF and USD need a scene, so there
+the head moves in the *viewer frame* (x right, y up, z toward the camera; the camera sits at the origin
+looking down -z as glTF/USD cameras do): ``R_world = FRONTAL @ R``, ``t_world = FRONTAL @ t``, and a
+face looking into the camera has identity rotation, about ``0.6 m`` down -z.
+
+Face-lost frames. Live Link CSV writes them as ``Timecode,0`` rows like the app; csv/json write them with
+``tracked`` false and their values as recorded; glTF and USD cannot say "lost", so those frames hold the
+last tracked frame's weights and pose (frames before the first tracked one take its values).
+
+Timing. glTF keys frame ``i`` at ``i / fps``. USD uses time code ``round((t_i - t_0) * fps)`` when those
+increase strictly (gaps in a take stay gaps), else ``i``.
+
+Plain CSV columns: ``frame`` (source frame number), ``time`` (s since the first frame), ``timecode``,
+``tracked`` (0/1), ``quality``, the 52 canonical ARKit names, ``head_yaw``, ``head_pitch``, ``head_roll``
+(radians, :func:`facecap.pose.head_euler`), ``qx, qy, qz, qw`` (rotation quaternion), ``tx, ty, tz``
+(metres), ``left_eye_yaw, left_eye_pitch, right_eye_yaw, right_eye_pitch`` (radians), ``rms_mm``.
+float32 channels are printed with 9 significant digits (they read back bit-exact), float64 ones with
+Python's shortest round-trip repr.
+
+JSON: ``{"format": "facecap-take-json", "version": 1, "fps", "n_frames", "blendshapes": [52 names],
+"meta", "frames": [{"frame", "time", "timecode", "tracked", "quality", "weights": [52],
+"rotation": [[3] x 3], "translation": [3], "head_euler": [3], "gaze": [[yaw, pitch] left, right],
+"rms_mm"}]}``; non-finite numbers become ``null``. JSON Lines: the same header without ``frames`` on
+line 1 (``"format": "facecap-take-jsonl"``), then one frame object per line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import arkit
+from .pose import FRONTAL
+from .rig import Rig
+from .take import Take, as_take, frame_offsets, timecode_rate, timecode_to_frames
+
+FORMATS: dict[str, tuple[str, ...]] = {
+    "livelink-csv": (".csv",),
+    "glb": (".glb",),
+    "gltf": (".gltf",),
+    "usd": (".usd",),
+    "usda": (".usda",),
+    "usdc": (".usdc",),
+    "csv": (".csv",),
+    "json": (".json",),
+    "jsonl": (".jsonl", ".ndjson"),
+}
+"""Export formats and the file suffixes each accepts (the first is the default)."""
+
+LIVELINK_TIMECODE_RATE = 60  # the timecode rate Live Link Face writes
+
+
+def infer_format(path: str | Path) -> str:
+    """Format of an output path from its suffix (``x.livelink.csv`` is Live Link, other ``.csv`` plain)."""
+    name = Path(path).name.lower()
+    if name.endswith(".livelink.csv"):
+        return "livelink-csv"
+    suffix = Path(name).suffix
+    for fmt, sufs in FORMATS.items():
+        if fmt != "livelink-csv" and suffix in sufs:
+            return fmt
+    raise ValueError(
+        f"cannot tell the export format of {Path(path).name!r} from its suffix; give format= one of "
+        f"{', '.join(FORMATS)} or use a suffix such as .glb, .usda, .csv, .livelink.csv, .json, .jsonl"
+    )
+
+
+def default_out_path(take_path: str | Path, format: str) -> Path:
+    """Output path beside a take: ``TAKE.glb``, ``TAKE.livelink.csv``..."""
+    _check_format(format)
+    p = Path(take_path)
+    stem = p.stem if p.is_file() else p.name
+    suffix = ".livelink.csv" if format == "livelink-csv" else FORMATS[format][0]
+    return p.with_name(stem + suffix)
+
+
+def _check_format(format: str) -> None:
+    if format not in FORMATS:
+        raise ValueError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def world_pose(rotations: np.ndarray, translations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rig -> camera poses (N, 3, 3), (N, 3) to the viewer frame used by glTF/USD (see module doc)."""
+    r = np.einsum("ij,njk->nik", FRONTAL, np.asarray(rotations, dtype=np.float64))
+    t = np.asarray(translations, dtype=np.float64) @ FRONTAL.T
+    return r, t
+
+
+def held_indices(tracked: np.ndarray) -> np.ndarray:
+    """For each frame, the frame whose values to show: itself if tracked, else the last tracked one
+    (the first tracked one before any). Raises ``ValueError`` when no frame is tracked."""
+    tr = np.asarray(tracked, dtype=bool)
+    if not tr.any():
+        raise ValueError("the take has no tracked frame, so there is no animation to export")
+    idx = np.where(tr, np.arange(len(tr)), -1)
+    idx = np.maximum.accumulate(idx)
+    idx[idx < 0] = int(np.flatnonzero(tr)[0])
+    return idx
+
+
+def resolve_rig(take: Take, rig: Rig | str | Path | None = None) -> Rig:
+    """The rig to export with: ``rig`` if given (a Rig or anything :func:`facecap.rig.load_rig` reads),
+    else the take's ``meta["rig"]`` when that names an existing rig file or folder, else the built-in rig."""
+    from .rig import load_rig
+
+    if isinstance(rig, Rig):
+        return rig
+    if rig is not None:
+        return load_rig(rig)
+    named = take.meta.get("rig")
+    if isinstance(named, str) and named and Path(named).exists():
+        return load_rig(named)
+    return load_rig()
+
+
+def _atomic_text(path: Path, write) -> Path:
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _f32(x: float) -> str:
+    return f"{x:.9g}"
+
+
+def _finite(x):
+    """JSON-safe value: non-finite floats become None (recursively for lists)."""
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _f32_list(a: np.ndarray) -> list:
+    """float32 array -> nested list of floats that print short and read back bit-exact."""
+    a = np.asarray(a, dtype=np.float32)
+    if not a.size:
+        return a.astype(np.float64).tolist()
+    return np.vectorize(lambda v: float(f"{v:.9g}"), otypes=[np.float64])(a).tolist()
+
+
+# ----------------------------------------------------------------------------------------- formats
+def to_livelink(take: Take):
+    """The take as a :class:`facecap.livelink.LiveLinkTake`.
+
+    Head angles come from the rotations and eye yaw/pitch from ``gaze`` (eye roll 0). A take imported
+    from Live Link keeps its original angle columns (``take.extra``) wherever they still agree with the
+    rotations/gaze to 1e-6 rad, so an import -> export round trip is identical. Timecodes already in
+    Live Link's ``HH:MM:SS:FF.fff`` spelling are kept; others are rewritten at Live Link's 60 fps
+    timecode rate from the take's start timecode and timestamps.
+    """
+    from .livelink import LiveLinkTake, format_timecode
+
+    n = len(take)
+    tr = take.tracked
+    head = take.head_euler() if n else np.zeros((0, 3))
+    raw = take.extra.get("head_euler")
+    if raw is not None and np.shape(raw) == (n, 3):
+        raw = np.asarray(raw, dtype=np.float64)
+        ok = np.isfinite(raw).all(1) & (np.abs(raw - head) <= 1e-6).all(1)
+        head = np.where(ok[:, None], raw, head)
+    eyes = np.zeros((n, 2, 3))
+    eyes[:, :, :2] = take.gaze
+    raw = take.extra.get("eye_euler")
+    if raw is not None and np.shape(raw) == (n, 2, 3):
+        raw = np.asarray(raw, dtype=np.float64)
+        ok = np.isfinite(raw).all((1, 2)) & (np.abs(raw[:, :, :2] - take.gaze) <= 1e-6).all((1, 2))
+        eyes = np.where(ok[:, None, None], raw, eyes)
+    timecodes = list(take.timecodes)
+    tc_rate = int(take.meta.get("timecode_rate") or LIVELINK_TIMECODE_RATE)
+    if not all("." in t for t in timecodes):
+        start = timecode_to_frames(take.timecodes[0], take.fps) / timecode_rate(take.fps) if n else 0.0
+        rel = frame_offsets(take.timestamps, take.fps) / take.fps
+        tc_rate = LIVELINK_TIMECODE_RATE
+        timecodes = [format_timecode(start + float(s), tc_rate) for s in rel]
+    weights = np.where(tr[:, None], take.weights.astype(np.float64), np.nan)
+    head = np.where(tr[:, None], head, np.nan)
+    eyes = np.where(tr[:, None], eyes.reshape(n, 6), np.nan)
+    ts = take.timestamps - take.timestamps[0] if n else take.timestamps
+    name = str(take.meta.get("name") or "take")
+    return LiveLinkTake(weights=weights, head=head, eyes=eyes, tracked=tr.copy(), timestamps=ts, fps=take.fps,
+                        timecodes=timecodes, timecode_fps=tc_rate, name=name)  # fmt: skip
+
+
+def _write_livelink(take: Take, path: Path) -> Path:
+    from .livelink import write_csv
+
+    if not len(take):
+        raise ValueError("the take has no frames; nothing to export")
+    return write_csv(path, to_livelink(take))
+
+
+def _animation(take: Take):
+    idx = held_indices(take.tracked)
+    r, t = world_pose(take.rotations[idx], take.translations[idx])
+    return take.weights[idx], r, t
+
+
+def _write_gltf(take: Take, path: Path, rig: Rig) -> Path:
+    from .gltf import export_animation
+
+    w, r, t = _animation(take)
+    name = str(take.meta.get("name") or Path(str(take.meta.get("source") or "take")).stem or "take")
+    return export_animation(rig, w, take.fps, path, rotations=r, translations=t, name=name)
+
+
+def _write_usd(take: Take, path: Path, rig: Rig, progress: bool = False) -> Path:
+    from .usd import export_usd
+
+    w, r, t = _animation(take)
+    codes = frame_offsets(take.timestamps, take.fps)
+    if len(codes) > 1 and not np.all(np.diff(codes) > 0):
+        codes = np.arange(len(take))
+    return export_usd(
+        rig, w, take.fps, path, rotations=r, translations=t, time_codes=codes, progress=progress
+    )
+
+
+CSV_POSE_COLUMNS = (
+    "head_yaw", "head_pitch", "head_roll", "qx", "qy", "qz", "qw", "tx", "ty", "tz",
+    "left_eye_yaw", "left_eye_pitch", "right_eye_yaw", "right_eye_pitch", "rms_mm",
+)  # fmt: skip
+CSV_COLUMNS = ("frame", "time", "timecode", "tracked", "quality", *arkit.ARKIT_NAMES, *CSV_POSE_COLUMNS)
+"""Header of the plain ``csv`` export."""
+
+
+def _quats(rotations: np.ndarray) -> np.ndarray:
+    from scipy.spatial.transform import Rotation
+
+    n = len(rotations)
+    q = np.full((n, 4), np.nan)
+    ok = np.isfinite(rotations).all((1, 2))
+    if ok.any():
+        q[ok] = Rotation.from_matrix(rotations[ok]).as_quat()
+    return q
+
+
+def _bar(it, total: int, progress: bool, what: str):
+    if not progress:
+        return it
+    from tqdm import tqdm
+
+    return tqdm(it, total=total, unit="frame", desc=what)
+
+
+def _write_csv(take: Take, path: Path, progress: bool = False) -> Path:
+    n = len(take)
+    rel = take.timestamps - take.timestamps[0] if n else take.timestamps
+    eul, q = take.head_euler(), _quats(take.rotations)
+
+    def write(f):
+        wr = csv.writer(f, lineterminator="\n")
+        wr.writerow(CSV_COLUMNS)
+        for i in _bar(range(n), n, progress, f"writing {path.name}"):
+            pose = [
+                *map(repr, eul[i].tolist()),
+                *map(repr, q[i].tolist()),
+                *map(repr, take.translations[i].tolist()),
+            ]
+            row = [int(take.indices[i]), repr(float(rel[i])), take.timecodes[i], int(take.tracked[i]),
+                   _f32(float(take.quality[i])), *map(_f32, take.weights[i].tolist()), *pose,
+                   *map(_f32, take.gaze[i].reshape(4).tolist()), _f32(float(take.rms_mm[i]))]  # fmt: skip
+            wr.writerow(row)
+
+    return _atomic_text(path, write)
+
+
+def _json_header(take: Take, fmt: str) -> dict:
+    return {
+        "format": fmt,
+        "version": 1,
+        "fps": take.fps,
+        "n_frames": len(take),
+        "blendshapes": list(arkit.ARKIT_NAMES),
+        "pose": "rig -> OpenCV camera: x_cam = R @ x_rig + t (metres); head_euler = yaw, pitch, roll (rad)",
+        "meta": json.loads(json.dumps(take.meta, default=str)),
+    }
+
+
+def _json_frames(take: Take):
+    n = len(take)
+    rel = take.timestamps - take.timestamps[0] if n else take.timestamps
+    eul = take.head_euler()
+    w = _f32_list(take.weights)
+    g = _f32_list(take.gaze)
+    q = _f32_list(take.quality)
+    rms = _f32_list(take.rms_mm)
+    for i in range(n):
+        yield _finite_dict({
+            "frame": int(take.indices[i]),
+            "time": float(rel[i]),
+            "timecode": take.timecodes[i],
+            "tracked": bool(take.tracked[i]),
+            "quality": q[i],
+            "weights": w[i],
+            "rotation": take.rotations[i].tolist(),
+            "translation": take.translations[i].tolist(),
+            "head_euler": eul[i].tolist(),
+            "gaze": g[i],
+            "rms_mm": rms[i],
+        })  # fmt: skip
+
+
+def _finite_dict(d: dict) -> dict:
+    return {k: _finite(v) for k, v in d.items()}
+
+
+def _write_json(take: Take, path: Path, progress: bool = False) -> Path:
+    doc = _json_header(take, "facecap-take-json")
+    doc["frames"] = list(_bar(_json_frames(take), len(take), progress, f"writing {path.name}"))
+    return _atomic_text(path, lambda f: f.write(json.dumps(doc, allow_nan=False) + "\n"))
+
+
+def _write_jsonl(take: Take, path: Path, progress: bool = False) -> Path:
+    def write(f):
+        f.write(json.dumps(_json_header(take, "facecap-take-jsonl"), allow_nan=False) + "\n")
+        for fr in _bar(_json_frames(take), len(take), progress, f"writing {path.name}"):
+            f.write(json.dumps(fr, allow_nan=False) + "\n")
+
+    return _atomic_text(path, write)
+
+
+# ----------------------------------------------------------------------------------------- public
+def export_take(
+    take: Take | str | Path,
+    out_path: str | Path,
+    format: str | None = None,
+    *,
+    rig: Rig | str | Path | None = None,
+    progress: bool = False,
+) -> Path:
+    """Write a take in another format.
+
+    Parameters
+    ----------
+    take : Take, or a take directory, or a Live Link Face ``.csv``
+    out_path : str or Path
+        Output file; its folder must exist. Written under a temporary name and renamed.
+    format : str, optional
+        One of :data:`FORMATS`; default from the suffix (:func:`infer_format`).
+    rig : Rig, or path, optional
+        Mesh for glTF/USD; default: the take's rig when ``meta["rig"]`` is a file, else the built-in.
+    progress : bool
+        Show a tqdm bar over the frames (csv, json, jsonl, usd).
+
+    Returns
+    -------
+    Path of the file written.
+    """
+    out = Path(out_path)
+    fmt = infer_format(out) if format is None else format
+    _check_format(fmt)
+    if out.suffix.lower() not in FORMATS[fmt]:
+        raise ValueError(f"format {fmt!r} writes {' or '.join(FORMATS[fmt])} files, got {out.name!r}")
+    if not out.parent.exists():
+        raise FileNotFoundError(f"output folder {out.parent} does not exist")
+    t = as_take(take)
+    if fmt == "livelink-csv":
+        return _write_livelink(t, out)
+    if fmt == "csv":
+        return _write_csv(t, out, progress)
+    if fmt == "json":
+        return _write_json(t, out, progress)
+    if fmt == "jsonl":
+        return _write_jsonl(t, out, progress)
+    if not len(t):
+        raise ValueError("the take has no frames; nothing to export")
+    r = resolve_rig(t, rig)
+    if fmt in ("glb", "gltf"):
+        return _write_gltf(t, out, r)
+    return _write_usd(t, out, r, progress)

@@ -1,0 +1,143 @@
+"""MediaPipe Face Landmarker: 478 2-D landmarks and MediaPipe's own 52 blendshape scores per color image.
+
+MediaPipe ships no model in its wheel; the model bundle ``face_landmarker.task`` is found, in order, at
+the ``model`` argument, the ``FACECAP_MEDIAPIPE_MODEL`` environment variable, or the user cache
+(``~/.cache/facecap/face_landmarker.task``). Download it once from Google's MediaPipe model page
+(Face Landmarker, float16) and put it in one of those places.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .arkit import from_order
+
+ENV_VAR = "FACECAP_MEDIAPIPE_MODEL"
+CACHE_PATH = Path.home() / ".cache" / "facecap" / "face_landmarker.task"
+
+
+def find_model(model: str | Path | None = None) -> Path:
+    """Path of the Face Landmarker model bundle; ``FileNotFoundError`` saying where to put it.
+
+    The first place that is *given* decides: ``model`` if not None, else ``$FACECAP_MEDIAPIPE_MODEL`` if
+    set, else the user cache. A given path that is not a file is an error (no silent fallback to another
+    model).
+    """
+    how = (
+        f"Download the Face Landmarker model bundle (face_landmarker.task) from Google's MediaPipe models "
+        f"page and pass its path, set {ENV_VAR}, or copy it to {CACHE_PATH}"
+    )
+    if model:
+        p = Path(model).expanduser()
+        if not p.is_file():
+            what = " (a directory)" if p.is_dir() else ""
+            raise FileNotFoundError(f"MediaPipe model {p} not found{what}. {how}")
+        return p
+    env = os.environ.get(ENV_VAR)
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_file():
+            raise FileNotFoundError(f"MediaPipe model {p} (from {ENV_VAR}) not found. {how}")
+        return p
+    if CACHE_PATH.is_file():
+        return CACHE_PATH
+    raise FileNotFoundError(
+        f"MediaPipe model face_landmarker.task not found: no model given, {ENV_VAR} not set, nothing at "
+        f"{CACHE_PATH}. {how}"
+    )
+
+
+@dataclass
+class Detection:
+    """One face found in an image.
+
+    landmarks : (478, 2) float32 pixels (x right, y down)
+    depth : (478,) float32, MediaPipe's relative z (same scale as x in pixels, not metric)
+    blendshapes : (52,) float32 MediaPipe's own scores in canonical ARKit order (tongueOut = 0)
+    matrix : (4, 4) float32 MediaPipe's facial transformation matrix (cm), or None
+    """
+
+    landmarks: np.ndarray
+    depth: np.ndarray
+    blendshapes: np.ndarray
+    matrix: np.ndarray | None
+
+
+class FaceLandmarker:
+    """MediaPipe Face Landmarker in VIDEO mode (tracks across frames).
+
+    Parameters
+    ----------
+    model : path of ``face_landmarker.task`` (see module docstring for the search order)
+    min_confidence : detection / presence / tracking confidence thresholds
+
+    Use as a context manager, or call :meth:`close` (MediaPipe's own finaliser misbehaves at exit).
+    """
+
+    def __init__(self, model: str | Path | None = None, min_confidence: float = 0.5):
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        path = find_model(model)
+        opts = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(path)),
+            running_mode=vision.RunningMode.VIDEO,
+            num_faces=1,
+            min_face_detection_confidence=min_confidence,
+            min_face_presence_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+            output_face_blendshapes=True,
+            output_facial_transformation_matrixes=True,
+        )
+        try:
+            self._lm = vision.FaceLandmarker.create_from_options(opts)
+        except Exception as e:  # MediaPipe raises RuntimeError/ValueError for a bad bundle
+            raise ValueError(f"{path} is not a usable Face Landmarker model bundle ({e})") from e
+        self._last_ms = -1
+
+    def detect(self, color: np.ndarray, timestamp_s: float) -> Detection | None:
+        """Detect the face in an RGB image.
+
+        Parameters
+        ----------
+        color : (H, W, 3) uint8 RGB
+        timestamp_s : seconds; must increase from call to call (VIDEO mode)
+
+        Returns
+        -------
+        Detection, or None when no face is found.
+        """
+        import mediapipe as mp
+
+        c = np.ascontiguousarray(color)
+        if c.ndim != 3 or c.shape[2] != 3 or c.dtype != np.uint8:
+            raise ValueError(f"color must be (H, W, 3) uint8 RGB, got {c.shape} {c.dtype}")
+        ms = int(round(timestamp_s * 1000))
+        ms = max(ms, self._last_ms + 1)  # MediaPipe requires strictly increasing timestamps
+        self._last_ms = ms
+        res = self._lm.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=c), ms)
+        if not res.face_landmarks:
+            return None
+        h, w = c.shape[:2]
+        pts = np.array([(p.x * w, p.y * h, p.z * w) for p in res.face_landmarks[0]], np.float32)
+        bs = np.zeros(52, np.float32)
+        if res.face_blendshapes:
+            scores = np.array([b.score for b in res.face_blendshapes[0]], np.float32)
+            bs = from_order(scores, "mediapipe")
+        mats = res.facial_transformation_matrixes
+        mat = np.asarray(mats[0], np.float32) if mats else None
+        return Detection(landmarks=pts[:, :2] - 0.5, depth=pts[:, 2], blendshapes=bs, matrix=mat)
+
+    def close(self) -> None:
+        if getattr(self, "_lm", None) is not None:
+            self._lm.close()
+            self._lm = None
+
+    def __enter__(self) -> FaceLandmarker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

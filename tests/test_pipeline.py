@@ -1,0 +1,407 @@
+"""facecap.pipeline and the `live` / `play` / `demo` output flags, end to end with real components:
+a synthetic .db3 recording, pyrealsense2 playback, the tracker, UDP sinks to a python-osc server, takes."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from conftest import shared_path
+from pythonosc import osc_server
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_message import OscMessage
+
+from facecap import arkit, cli, pipeline
+from facecap.frames import Extrinsics, Frame, Intrinsics
+from facecap.pipeline import Outputs, color_to_depth_pixels, run, target_url
+from facecap.realsense import RecordingSource, write_recording
+from facecap.retarget import load_mapping
+from facecap.take import load_take
+
+N = 20
+FPS = 30
+WAIT = 3.0
+PERFECT_SYNC = {arkit.pascal_name(n) for n in arkit.ARKIT_NAMES}
+
+
+# ------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def rig():
+    from facecap.rig import load_rig
+
+    return load_rig()
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory, rig):
+    """20 frames of the synthetic actor at 320x240 (D415 optics), expressions and head motion."""
+    from facecap.synth import SyntheticActor, get_camera, head_motion, procedural_performance
+
+    w = procedural_performance(N, fps=FPS, seed=3)
+    R, t = head_motion(N, fps=FPS, seed=3, max_angle_deg=10.0, distance_m=0.5)
+    actor = SyntheticActor(rig, get_camera("d415").at(320, 240), distance=0.5, seed=3)
+    path = tmp_path_factory.mktemp("rec") / "actor.db3"
+    n = write_recording(path, (f for f, _ in actor.frames(w, R, t, fps=FPS)), fps=FPS)
+    assert n == N
+    return path
+
+
+class _Recorder(Dispatcher):
+    """Keeps every raw datagram in arrival order (decoded by the tests)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.datagrams: list[bytes] = []
+        self.cond = threading.Condition()
+        self.set_default_handler(lambda *a: None)
+
+    def call_handlers_for_packet(self, data, client_address):
+        with self.cond:
+            self.datagrams.append(bytes(data))
+            self.cond.notify_all()
+        return super().call_handlers_for_packet(data, client_address)
+
+    def messages(self, address: str, until: int, timeout: float = WAIT) -> list[OscMessage]:
+        """All messages so far, after waiting until ``until`` messages with ``address`` arrived."""
+
+        def msgs():
+            out = []
+            for d in self.datagrams:
+                out += list(OscBundle(d)) if OscBundle.dgram_is_bundle(d) else [OscMessage(d)]
+            return out
+
+        with self.cond:
+            self.cond.wait_for(lambda: sum(m.address == address for m in msgs()) >= until, timeout=timeout)
+            return msgs()
+
+
+@contextmanager
+def osc_receiver():
+    rec = _Recorder()
+    server = osc_server.ThreadingOSCUDPServer(("127.0.0.1", 0), rec)
+    th = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    th.start()
+    try:
+        yield server.server_address[1], rec
+    finally:
+        server.shutdown()
+        server.server_close()
+        th.join(WAIT)
+
+
+def free_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def blend_values(msgs: list[OscMessage], name: str) -> np.ndarray:
+    return np.array([m.params[1] for m in msgs if m.address == "/VMC/Ext/Blend/Val" and m.params[0] == name])
+
+
+def play(args: list[str], capsys) -> tuple[int, dict | str, str]:
+    rc = cli.main(["play", *args])
+    out, err = capsys.readouterr()
+    if "--json" in args and rc in (0, 130):
+        return rc, json.loads(out), err
+    return rc, out, err
+
+
+# ------------------------------------------------------------------------------------------- play
+def test_play_streams_vmc_bundles_and_records_take(recording, tmp_path, capsys):
+    take_dir = tmp_path / "take1"
+    with osc_receiver() as (port, rec):
+        rc, res, _ = play([str(recording), "--vmc", f"127.0.0.1:{port}", "--record", str(take_dir), "--json"],
+                          capsys)  # fmt: skip
+        msgs = rec.messages("/VMC/Ext/Blend/Apply", N)
+    assert rc == 0
+    assert res["frames"] == N and res["take_frames"] == N and res["take"] == str(take_dir)
+    assert res["tracked_fraction"] > 0.9  # the synthetic actor is easy to track
+    assert all(OscBundle.dgram_is_bundle(d) for d in rec.datagrams)
+    assert sum(m.address == "/VMC/Ext/Blend/Apply" for m in msgs) == N
+    names = {m.params[0] for m in msgs if m.address == "/VMC/Ext/Blend/Val"}
+    assert names == PERFECT_SYNC
+    assert {m.params[0] for m in msgs if m.address == "/VMC/Ext/Bone/Pos"} == {"Head", "LeftEye", "RightEye"}
+    (sink,) = res["sinks"]
+    assert sink["frames"] == N and sink["datagrams_failed"] == 0
+
+    take = load_take(take_dir)
+    assert len(take) == N and take.meta["complete"] and take.fps == FPS
+    assert take.meta["user"]["source"] == str(recording)
+    # what was streamed is what was recorded: jawOpen per frame
+    np.testing.assert_allclose(
+        blend_values(msgs, "JawOpen"), take.weights[:, arkit.INDEX["jawOpen"]], atol=1e-6
+    )
+
+
+def test_unreachable_receivers_do_not_fail_the_run(recording, tmp_path, capsys):
+    port = free_port()  # nothing listens there: ECONNREFUSED on loopback
+    take_dir = tmp_path / "take"
+    t0 = time.perf_counter()
+    args = [str(recording), "--vmc", str(port), "--livelink", f"127.0.0.1:{port}",
+            "--osc", f"osc://localhost:{port}", "--record", str(take_dir), "--json"]  # fmt: skip
+    rc, res, _ = play(args, capsys)
+    assert rc == 0
+    assert time.perf_counter() - t0 < 30
+    assert res["frames"] == N and len(load_take(take_dir)) == N
+    assert [s["url"].split(":")[0] for s in res["sinks"]] == ["vmc", "osc", "livelink"]
+    for s in res["sinks"]:
+        assert s["frames"] == N
+
+
+def test_play_retarget_vrm0_sends_puppet_clips(recording, tmp_path, capsys):
+    take_dir = tmp_path / "t"
+    with osc_receiver() as (port, rec):
+        rc, res, _ = play([str(recording), "--vmc", f"127.0.0.1:{port}", "--retarget", "vrm0",
+                           "--record", str(take_dir), "--json"], capsys)  # fmt: skip
+        msgs = rec.messages("/VMC/Ext/Blend/Apply", N)
+    assert rc == 0
+    vrm0 = load_mapping("vrm0")
+    names = {m.params[0] for m in msgs if m.address == "/VMC/Ext/Blend/Val"}
+    assert {"Blink", "A", "Blink_L", "Blink_R", "Joy"} <= names
+    assert names == PERFECT_SYNC | set(vrm0.target_names)
+    take = load_take(take_dir)
+    assert take.meta["user"]["retarget"] == "vrm0"
+    expected = vrm0.apply_array(take.weights)
+    for k, clip in enumerate(vrm0.target_names):
+        np.testing.assert_allclose(blend_values(msgs, clip), expected[:, k], atol=1e-6, err_msg=clip)
+
+
+def test_retarget_needs_a_vmc_output(recording, capsys):
+    rc, _, err = play([str(recording), "--osc", "127.0.0.1:9", "--retarget", "vrm0"], capsys)
+    assert rc == 2 and "--vmc" in err
+    rc, _, err = play([str(recording), "--vmc", "127.0.0.1:9", "--retarget", "no_such_mapping"], capsys)
+    assert rc == 2 and "no_such_mapping" in err and "vrm0" in err
+
+
+def test_ctrl_c_finalises_take_with_the_frames_seen(recording, tmp_path, rig):
+    from facecap.tracker import Tracker
+
+    k = 7
+
+    def frames():
+        for i, f in enumerate(RecordingSource(recording)):
+            if i == k:
+                raise KeyboardInterrupt
+            yield f
+
+    take_dir = tmp_path / "ctrl_c"
+    with osc_receiver() as (port, rec):
+        out = Outputs([f"vmc://127.0.0.1:{port}"], record=take_dir, fps=FPS)
+        res = run(frames(), Tracker(rig=rig), out, progress=False)
+        rec.messages("/VMC/Ext/Blend/Apply", k)
+    assert res["interrupted"] and res["frames"] == k and res["take_frames"] == k
+    take = load_take(take_dir)
+    assert len(take) == k and take.meta["complete"] and take.meta["ended_by"] == "KeyboardInterrupt"
+    with pytest.raises(RuntimeError, match="closed"):  # sockets closed, take finalised
+        out.send(take.state(0))
+
+
+def test_ctrl_c_in_play_command(recording, tmp_path, capsys, monkeypatch):
+    k = 5
+    original = RecordingSource.__iter__
+
+    def interrupted(self):
+        for i, f in enumerate(original(self)):
+            if i == k:
+                raise KeyboardInterrupt
+            yield f
+
+    monkeypatch.setattr(RecordingSource, "__iter__", interrupted)
+    take_dir = tmp_path / "take"
+    rc = cli.main(["play", str(recording), "--record", str(take_dir)])
+    out, err = capsys.readouterr()
+    assert rc == 130
+    assert f"take {take_dir} finalised with {k} frames" in err and str(take_dir) in out
+    assert len(load_take(take_dir)) == k
+
+
+def test_play_realtime_paces_to_timestamps(recording, capsys):
+    rc, fast, _ = play([str(recording), "--max-frames", "10", "--json"], capsys)
+    assert rc == 0 and fast["frames"] == 10
+    # 10 frames span 9 frame periods: 0.3 s of recording, 1.2 s at a quarter speed
+    rc, paced, _ = play(
+        [str(recording), "--realtime", "--speed", "0.25", "--max-frames", "10", "--json"], capsys
+    )
+    assert rc == 0 and paced["frames"] == 10
+    assert paced["elapsed_s"] >= 9 / FPS / 0.25 * 0.95
+    assert paced["elapsed_s"] - fast["elapsed_s"] > 0.5  # the time went into waiting, not tracking
+
+
+def test_play_human_summary(recording, tmp_path, capsys):
+    rc, out, err = play([str(recording), "--record", str(tmp_path / "t"), "--max-frames", "4"], capsys)
+    assert rc == 0
+    assert "played 4 frames" in out and f"take: {tmp_path / 't'} (4 frames)" in out
+    assert "fps" in err and "tracked" in err and "fit" in err  # the status line
+
+
+def test_play_bad_inputs_exit_2(recording, tmp_path, capsys):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    cases = [
+        ([str(tmp_path / "missing.db3")], "missing.db3"),
+        ([str(recording), "--record", str(tmp_path / "full")], "not empty"),
+        ([str(recording), "--vmc", "osc://127.0.0.1:9000"], "vmc://"),
+        ([str(recording), "--vmc", "127.0.0.1:99999"], "port"),
+        ([str(recording), "--landmarks", str(tmp_path / "nope.task")], "nope.task"),
+    ]
+    for args, needle in cases:
+        rc, _, err = play(args, capsys)
+        assert rc == 2, args
+        assert needle in err and "Traceback" not in err, (args, err)
+    assert not (tmp_path / "take").exists()
+
+
+def test_play_with_mediapipe_landmarks(recording, capsys):
+    model = shared_path("mediapipe_face_landmarker", "face_landmarker.task")
+    rc, res, _ = play([str(recording), "--landmarks", str(model), "--json"], capsys)
+    assert rc == 0 and res["landmarks_note"] is None
+    assert res["landmark_frames"] >= N - 2  # the synthetic face is found by MediaPipe, even at 320x240
+    assert res["tracked_fraction"] > 0.9
+
+
+def test_disk_full_stops_with_a_clear_error_and_keeps_the_frames(recording, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from facecap import take as take_mod
+
+    real, calls = take_mod._os_write, {"n": 0}
+
+    def full_after_a_few_writes(fd, data):
+        calls["n"] += 1
+        if calls["n"] > 9:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(take_mod, "_os_write", full_after_a_few_writes)
+    take_dir = tmp_path / "full"
+    rc, _, err = play([str(recording), "--record", str(take_dir), "--osc", "127.0.0.1:9"], capsys)
+    monkeypatch.setattr(take_mod, "_os_write", real)
+    assert rc == 2 and "the disk is full" in err and "Traceback" not in err
+    saved = int(re.search(r"(\d+) frames \([0-9.]+ s\) were saved", err).group(1))
+    assert 0 < saved < N and f"finalised with {saved} frames" in err
+    with pytest.warns(take_mod.TakeRecoveryWarning):  # the disk stayed full: take.json says incomplete
+        take = load_take(take_dir)
+    assert len(take) == saved and not take.meta["complete"]
+
+
+# ------------------------------------------------------------------------------------------- live
+def test_live_without_camera_exits_2_with_clear_message(tmp_path, capsys):
+    from facecap.realsense import list_devices
+
+    if list_devices():
+        pytest.skip("a RealSense camera is connected")
+    rc = cli.main(["live", "--vmc", "127.0.0.1:9", "--record", str(tmp_path / "take")])
+    out, err = capsys.readouterr()
+    assert rc == 2
+    assert "no RealSense camera" in err and "Traceback" not in err
+    assert not (tmp_path / "take").exists()  # nothing recorded, nothing created
+    rc = cli.main(["live", "--width", "100", "--height", "100"])
+    assert rc == 2 and "unsupported stream size" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- demo
+def test_demo_streams_and_records(tmp_path, capsys):
+    take_dir = tmp_path / "demo_take"
+    with osc_receiver() as (port, rec):
+        rc = cli.main(
+            ["demo", "--frames", "6", "--vmc", f"127.0.0.1:{port}", "--record", str(take_dir), "--json"]
+        )
+        msgs = rec.messages("/VMC/Ext/Blend/Apply", 6)
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0 and out["frames"] == 6
+    assert out["streams"]["take_frames"] == 6
+    assert sum(m.address == "/VMC/Ext/Blend/Apply" for m in msgs) == 6
+    take = load_take(take_dir)
+    assert len(take) == 6 and take.meta["complete"]
+
+
+# ------------------------------------------------------------------------------------------- units
+def test_target_url():
+    assert target_url("vmc", "127.0.0.1:39539") == "vmc://127.0.0.1:39539"
+    assert target_url("osc", "9000") == "osc://127.0.0.1:9000"
+    assert target_url("livelink", "studio-pc") == "livelink://studio-pc"
+    assert target_url("vmc", "vmc://h:1?vrm0=1") == "vmc://h:1?vrm0=1"
+    with pytest.raises(ValueError, match="--osc"):
+        target_url("vmc", "osc://h:1")
+    with pytest.raises(ValueError, match="needs a target"):
+        target_url("facecap", " ")
+
+
+def test_outputs_flags_parse_in_order():
+    import argparse
+
+    p = argparse.ArgumentParser()
+    pipeline.add_output_arguments(p)
+    a = p.parse_args(
+        ["--vmc", "1.2.3.4:5", "--osc", "9000", "--vmc", "h", "--livelink", "x:1", "--landmarks", "auto"]
+    )
+    assert pipeline.sink_urls_from_args(a) == ["vmc://1.2.3.4:5", "vmc://h", "osc://127.0.0.1:9000",
+                                               "livelink://x:1"]  # fmt: skip
+    assert a.landmarks == "auto" and a.record is None and a.retarget is None
+
+
+def test_outputs_without_record_writes_nothing(tmp_path, rig):
+    from facecap.state import FaceState
+
+    with Outputs([f"osc://127.0.0.1:{free_port()}"]) as out:
+        for i in range(3):
+            out.send(FaceState(index=i, timestamp=i / 30))
+    assert out.stats["frames"] == 3 and out.stats["take"] is None
+    with pytest.raises(TypeError, match="FaceState"):
+        Outputs().send("frame")
+
+
+def _frame(color_intr: Intrinsics | None, depth_intr: Intrinsics, ex: Extrinsics | None = None) -> Frame:
+    color = None if color_intr is None else np.zeros((color_intr.height, color_intr.width, 3), np.uint8)
+    depth = np.zeros((depth_intr.height, depth_intr.width), np.float32)
+    return Frame(depth=depth, depth_intrinsics=depth_intr, color=color, color_intrinsics=color_intr,
+                 depth_to_color=ex or Extrinsics())  # fmt: skip
+
+
+def test_color_to_depth_pixels():
+    k = Intrinsics(640, 480, 500.0, 500.0, 319.5, 239.5)
+    uv = np.array([[100.0, 50.0], [319.5, 239.5], [700.0, 10.0]])
+    got = color_to_depth_pixels(uv, _frame(k, k))
+    np.testing.assert_array_equal(got[:2], uv[:2])
+    assert np.isnan(got[2]).all()  # outside the depth image
+    # same optical centre, half resolution: a pure intrinsics change (point at z=1 m projects consistently)
+    half = k.scaled(320, 240)
+    p = np.array([[0.1, -0.05, 1.0], [-0.2, 0.1, 0.8]])
+    got = color_to_depth_pixels(k.project(p), _frame(k, half))
+    np.testing.assert_allclose(got, half.project(p), atol=1e-9)
+    # a stereo offset needs per-pixel depth: no mapping
+    off = Extrinsics(np.eye(3), np.array([0.015, 0.0, 0.0]))
+    assert color_to_depth_pixels(uv, _frame(k, k, off)) is None
+    assert color_to_depth_pixels(uv, _frame(None, k)) is None
+
+
+def test_run_without_color_tracks_and_notes_once(rig):
+    """A landmarker is given but the frames have no colour: tracked from depth alone, said once."""
+    from facecap.synth import SyntheticActor, get_camera
+    from facecap.tracker import Tracker
+
+    actor = SyntheticActor(rig, get_camera("d415").at(320, 240), distance=0.5, noise=False)
+    frames = []
+    for i in range(3):
+        f = actor.render(np.zeros(52, np.float32), index=i)
+        frames.append(
+            Frame(depth=f.depth, depth_intrinsics=f.depth_intrinsics, timestamp=f.timestamp, index=i)
+        )
+
+    class Unused:
+        def detect(self, *a):
+            raise AssertionError("MediaPipe must not run on frames without colour")
+
+    res = run(frames, Tracker(rig=rig), None, landmarker=Unused(), progress=False)
+    assert res["frames"] == 3 and res["tracked_frames"] == 3
+    assert res["landmark_frames"] == 0 and "no colour stream" in res["landmarks_note"]
