@@ -74,39 +74,6 @@ _ORDERS_SPEC: dict[str, tuple[str, ...]] = {
         "noseSneer*",
         "tongueOut",
     ),
-    # Unreal EARFaceBlendShape (Live Link Face UDP): like the CSV but JawLeft/JawRight and
-    # MouthLeft/MouthRight are swapped.
-    "unreal": (
-        *(e + "Left" for e in _EYE),
-        *(e + "Right" for e in _EYE),
-        "jawForward",
-        "jawLeft",
-        "jawRight",
-        "jawOpen",
-        "mouthClose",
-        "mouthFunnel",
-        "mouthPucker",
-        "mouthLeft",
-        "mouthRight",
-        "mouthSmile*",
-        "mouthFrown*",
-        "mouthDimple*",
-        "mouthStretch*",
-        "mouthRollLower",
-        "mouthRollUpper",
-        "mouthShrugLower",
-        "mouthShrugUpper",
-        "mouthPress*",
-        "mouthLowerDown*",
-        "mouthUpperUp*",
-        "browDown*",
-        "browInnerUp",
-        "browOuterUp*",
-        "cheekPuff",
-        "cheekSquint*",
-        "noseSneer*",
-        "tongueOut",
-    ),
     # MediaPipe Face Landmarker blendshape scores.
     "mediapipe": ("_neutral", *(n for n in ARKIT_NAMES if n != "tongueOut")),
     # Face Cap (Bannaflak) OSC /W indices: the order of ARKit's ARBlendShapeLocation documentation.
@@ -158,6 +125,10 @@ def _expand(spec: tuple[str, ...]) -> tuple[str, ...]:
 
 ORDERS: dict[str, tuple[str, ...]] = {k: _expand(v) for k, v in _ORDERS_SPEC.items()}
 ORDERS["canonical"] = ARKIT_NAMES
+# Unreal's EARFaceBlendShape order (Live Link Face UDP) is the CSV order with JawLeft/JawRight and
+# MouthLeft/MouthRight swapped.
+_SWAP = {"jawRight": "jawLeft", "jawLeft": "jawRight", "mouthRight": "mouthLeft", "mouthLeft": "mouthRight"}
+ORDERS["unreal"] = tuple(_SWAP.get(n, n) for n in ORDERS["livelink_csv"])
 
 # Head and eye angles that follow the 52 shapes in Live Link CSV rows and Unreal packets (radians).
 UNREAL_POSE_NAMES: tuple[str, ...] = (

@@ -34,6 +34,7 @@ import numba as nb
 import numpy as np
 
 from . import arkit
+from .fit import _vertex_normals
 from .frames import Frame, GroundTruth, Intrinsics
 from .pose import FRONTAL, from_euler
 from .rig import Rig
@@ -188,31 +189,6 @@ def _blend(neutral, deltas, weights):
             out[i, 0] += wk * deltas[k, i, 0]
             out[i, 1] += wk * deltas[k, i, 1]
             out[i, 2] += wk * deltas[k, i, 2]
-    return out
-
-
-@nb.njit(cache=True)
-def _vertex_normals(v, tris):
-    """Area-weighted unit vertex normals (V, 3) float32 of vertices (V, 3) float32; isolated -> (0, 0, 1)."""
-    n = np.zeros(v.shape, np.float64)
-    for f in range(tris.shape[0]):
-        a, b, c = tris[f, 0], tris[f, 1], tris[f, 2]
-        e1x, e1y, e1z = v[b, 0] - v[a, 0], v[b, 1] - v[a, 1], v[b, 2] - v[a, 2]
-        e2x, e2y, e2z = v[c, 0] - v[a, 0], v[c, 1] - v[a, 1], v[c, 2] - v[a, 2]
-        nx = e1y * e2z - e1z * e2y
-        ny = e1z * e2x - e1x * e2z
-        nz = e1x * e2y - e1y * e2x
-        for k in (a, b, c):
-            n[k, 0] += nx
-            n[k, 1] += ny
-            n[k, 2] += nz
-    out = np.empty(v.shape, np.float32)
-    for i in range(v.shape[0]):
-        ln = math.sqrt(n[i, 0] ** 2 + n[i, 1] ** 2 + n[i, 2] ** 2)
-        if ln > 0:
-            out[i, 0], out[i, 1], out[i, 2] = n[i, 0] / ln, n[i, 1] / ln, n[i, 2] / ln
-        else:
-            out[i, 0], out[i, 1], out[i, 2] = 0.0, 0.0, 1.0
     return out
 
 

@@ -10,7 +10,7 @@ import pytest
 from facecap import arkit, synth
 from facecap.frames import Intrinsics
 from facecap.pose import FRONTAL, from_euler, head_euler
-from facecap.rig import MEDIAPIPE_LANDMARKS, Rig, mirror_map, vertex_normals
+from facecap.rig import MEDIAPIPE_LANDMARKS, Rig, mirror_map
 
 # ------------------------------------------------------------------------------------------- test rig
 
@@ -171,13 +171,6 @@ def test_blend_kernel_matches_rig_evaluate(rig):
     w = np.random.default_rng(5).random(52).astype(np.float32)
     w[::3] = 0
     np.testing.assert_allclose(synth._blend(rig.neutral, rig.deltas, w), rig.evaluate(w), atol=1e-6)
-
-
-def test_vertex_normals_kernel_matches_numpy(rig):
-    v = rig.evaluate(np.random.default_rng(1).random(52).astype(np.float32))
-    np.testing.assert_allclose(
-        synth._vertex_normals(v, rig.triangles), vertex_normals(v, rig.triangles), atol=2e-5
-    )
 
 
 def test_rasterize_kernel_matches_numpy(rig):
