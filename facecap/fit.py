@@ -57,7 +57,7 @@ class FitParams:
     lambda_pose: float = 1e-2
     lambda_lmk: float = 1.0
     sigma_px: float = 2.0
-    iterations: int = 4
+    iterations: int = 3
     solve_weights: bool = True
 
 
