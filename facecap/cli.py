@@ -155,7 +155,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
             stamps.append(frame.timestamp)
             yield frame
 
-    n = write_recording(out, frames(), fps=int(round(args.fps)), overwrite=args.force)
+    n = write_recording(out, frames(), fps=int(round(args.fps)), overwrite=args.force,
+                        device_name=f"facecap synthetic {args.camera.upper()}")  # fmt: skip
     side = save_truth(out, truths, stamps, camera=args.camera, distance=args.distance, seed=args.seed,
                       rig_name=rig.name, fps=args.fps)  # fmt: skip
     print(f"wrote {out} ({n} frames, {args.camera}, {args.distance} m) and ground truth {side.name}")
@@ -229,7 +230,7 @@ def _run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, 
 
     from .pipeline import format_summary, landmarker_from_args, outputs_from_args, run, sigterm_as_interrupt
     from .rig import load_rig
-    from .tracker import Tracker
+    from .tracker import Tracker, TrackerConfig
 
     rig = load_rig(args.rig)
     rig_name = str(Path(args.rig).resolve()) if args.rig else rig.name
@@ -240,7 +241,9 @@ def _run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, 
         with sigterm_as_interrupt():
             if start is not None:
                 start()
-            res = run(source, Tracker(rig=rig), outputs, landmarker=landmarker, realtime=realtime,
+            device = getattr(source, "device_name", None) or camera.get("device") or ""
+            tracker = Tracker(rig=rig, config=TrackerConfig.for_camera(device))
+            res = run(source, tracker, outputs, landmarker=landmarker, realtime=realtime,
                       speed=getattr(args, "speed", 1.0), progress=not args.json, total=total,
                       label="playing" if verb == "played" else "capturing",
                       max_frames=args.max_frames)  # fmt: skip
@@ -552,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
+    except (OSError, ImportError, ValueError, KeyError, RuntimeError) as e:  # OSError: disk full, permissions
         print(f"facecap: error: {e}", file=sys.stderr)
         return 2
 

@@ -62,6 +62,10 @@ def run_demo(
 
     if frames < 2:
         raise ValueError("the demo needs at least 2 frames")
+    if not 0.3 <= distance <= 1.2:
+        raise ValueError(
+            f"distance must be 0.3-1.2 m (the camera's working range for a face), got {distance}"
+        )
     rig = load_rig()
     true_w = procedural_performance(frames, fps=fps, seed=seed)
     true_R, true_t = head_motion(frames, fps=fps, seed=seed, max_angle_deg=max_angle_deg, distance_m=distance)
@@ -74,7 +78,9 @@ def run_demo(
     try:
         bar = _Progress(frames, "synthesizing", progress)
         gen = (f for f, _gt in actor.frames(true_w, true_R, true_t, fps=fps))
-        write_recording(rec_path, bar.wrap(gen), fps=int(round(fps)))
+        write_recording(
+            rec_path, bar.wrap(gen), fps=int(round(fps)), device_name=f"facecap synthetic {camera.upper()}"
+        )
         bar.done()
 
         tracker = None
@@ -165,6 +171,8 @@ def plot_curves(
 
 def format_table(res: dict) -> str:
     """The accuracy table printed at the end of the demo."""
+    if res.get("mae_weights") is None:
+        return f"frames            {res['frames']}   tracked 0%: no face was found, nothing to score"
     lines = [
         f"frames            {res['frames']}   tracked {res['tracked_fraction'] * 100:.1f}%",
         f"weights MAE       {res['mae_weights']:.4f}  (50 shapes)",

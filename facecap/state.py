@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .arkit import ARKIT_NAMES, NUM_SHAPES
+from .pose import FRONTAL
 
 
 @dataclass
@@ -17,7 +18,8 @@ class FaceState:
     ----------
     timestamp : float, seconds (source clock)
     weights : (52,) float32 in [0, 1], canonical ARKit order (``facecap.arkit.ARKIT_NAMES``)
-    rotation : (3, 3) float64, rig -> camera rotation (camera frame: x right, y down, z forward)
+    rotation : (3, 3) float64, rig -> camera rotation (camera frame: x right, y down, z forward);
+        a face looking into the camera (``facecap.pose.FRONTAL``) when nothing is tracked
     translation : (3,) float64, metres, rig origin in the camera frame
     tracked : bool, False when no face was found or the fit was rejected
     quality : float in [0, 1], fraction of mask points with a good correspondence, 0 when lost
@@ -28,7 +30,7 @@ class FaceState:
 
     timestamp: float = 0.0
     weights: np.ndarray = field(default_factory=lambda: np.zeros(NUM_SHAPES, np.float32))
-    rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
+    rotation: np.ndarray = field(default_factory=lambda: FRONTAL.copy())
     translation: np.ndarray = field(default_factory=lambda: np.zeros(3))
     tracked: bool = False
     quality: float = 0.0

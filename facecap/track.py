@@ -38,7 +38,7 @@ def write_states(states: Iterable[FaceState], out: str | Path, fmt: str | None =
     A crash or Ctrl-C loses nothing already written. Returns the number of rows.
     """
     out = Path(out)
-    fmt = fmt or {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}.get(out.suffix.lower())
+    fmt = fmt or {".csv": "csv", ".jsonl": "jsonl"}.get(out.suffix.lower())
     if fmt not in ("csv", "jsonl"):
         raise ValueError(f"cannot tell the output format from {out.name!r}: use .csv or .jsonl, or --format")
     n = 0
@@ -71,11 +71,12 @@ def track_file(
     from tqdm import tqdm
 
     from .realsense import RecordingSource
-    from .rig import load_rig
-    from .tracker import Tracker
+    from .rig import Rig, load_rig
+    from .tracker import Tracker, TrackerConfig
 
     src = RecordingSource(path)
-    rig = load_rig(rig)
+    rig = rig if isinstance(rig, Rig) else load_rig(rig)
+    config = TrackerConfig.for_camera(str(src.info().get("device") or ""))
     tracker = None
     tracked = []
     total = src.frame_count
@@ -85,7 +86,7 @@ def track_file(
         with tqdm(total=total, unit="frame", desc="tracking", disable=not progress) as bar:
             for frame in src:
                 if tracker is None:
-                    tracker = Tracker(rig=rig, intrinsics=frame.depth_intrinsics)
+                    tracker = Tracker(rig=rig, intrinsics=frame.depth_intrinsics, config=config)
                 s = tracker.track(frame)
                 tracked.append(s.tracked)
                 bar.update(1)

@@ -55,9 +55,11 @@ class TrackerConfig:
 
     @classmethod
     def for_camera(cls, camera: str, **kw) -> TrackerConfig:
-        """Settings for a RealSense model (``"d415"``, ``"d435"``; others get the D435's noisier prior)."""
-        key = camera.lower().replace("intel realsense", "").strip()
-        return cls(depth_noise_1m=DEPTH_NOISE_1M.get(key[:4], DEPTH_NOISE_1M["d435"]), **kw)
+        """Settings for a RealSense model named anywhere in ``camera`` (``"d415"``, ``"Intel RealSense D435"``);
+        unknown models get the D435's noisier prior."""
+        name = (camera or "").lower()
+        key = next((k for k in DEPTH_NOISE_1M if k in name), "d435")
+        return cls(depth_noise_1m=DEPTH_NOISE_1M[key], **kw)
 
 
 @functools.cache
@@ -245,8 +247,12 @@ class Tracker:
         if conf.shape != (len(uv),):
             raise ValueError(f"confidences must be ({len(uv)},), got {conf.shape}")
         ids, lt, lb = self._lmk
-        sel_uv = uv[ids]
-        sel_c = np.where(np.isfinite(sel_uv).all(1), np.clip(np.nan_to_num(conf[ids]), 0, 1), 0.0)
+        have = ids < len(uv)  # 468 rows: no iris points
+        sel_uv = np.full((len(ids), 2), np.nan)
+        sel_uv[have] = uv[ids[have]]
+        sel_c = np.zeros(len(ids))
+        sel_c[have] = conf[ids[have]]
+        sel_c = np.where(np.isfinite(sel_uv).all(1), np.clip(np.nan_to_num(sel_c), 0, 1), 0.0)
         return np.nan_to_num(sel_uv), sel_c, lt, lb
 
     def _fit(self, depth, intr, lmk, params, w_prev=None, R=None, t=None, w=None):

@@ -66,3 +66,18 @@ def test_track_a_recording_to_csv_and_jsonl(tmp_path):
     lines = [json.loads(x) for x in out2.read_text().splitlines()]
     assert len(lines) == 12 and lines[0]["frame"] == 0
     assert main(["track", str(rec), "--out", str(tmp_path / "w.txt")]) == 2  # unknown format: clear error
+
+
+def test_demo_rejects_a_distance_outside_the_working_range(capsys):
+    assert main(["demo", "--frames", "4", "--distance", "2"]) == 2
+    assert "distance" in capsys.readouterr().err
+
+
+def test_format_table_when_nothing_was_tracked():
+    from facecap.demo import format_table
+    from facecap.metrics import score
+
+    n = 3
+    res = score(np.zeros((n, 52)), np.zeros((n, 52)), np.tile(np.eye(3), (n, 1, 1)), np.tile(np.eye(3), (n, 1, 1)),
+                np.zeros((n, 3)), np.zeros((n, 3)), np.zeros(n, bool))  # fmt: skip
+    assert "no face" in format_table(res)

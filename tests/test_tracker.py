@@ -150,3 +150,21 @@ def test_detect_face_finds_the_nearest_head(rig, actor):
     c = detect_face(frame.depth, actor.intrinsics)
     assert c is not None and abs(c[2] - 0.52) < 0.08 and abs(c[0]) < 0.03
     assert detect_face(np.zeros((480, 640), np.float32), actor.intrinsics) is None
+
+
+def test_landmarks_without_iris_rows_and_camera_presets(rig, actor):
+    assert (
+        TrackerConfig.for_camera("Intel RealSense D415").depth_noise_1m
+        < TrackerConfig.for_camera("d435").depth_noise_1m
+    )
+    assert (
+        TrackerConfig.for_camera("facecap synthetic D415").depth_noise_1m
+        == TrackerConfig.for_camera("d415").depth_noise_1m
+    )
+    assert TrackerConfig.for_camera("").depth_noise_1m == TrackerConfig.for_camera("D435").depth_noise_1m
+    tr = Tracker(rig=rig, intrinsics=actor.intrinsics)
+    frame = actor.render(np.zeros(52), *actor.frontal_pose)
+    s = tr.track(frame, landmarks=np.full((468, 2), np.nan))  # all missing: ignored, depth alone tracks
+    assert s.tracked
+    lost = FaceState()
+    assert np.allclose(lost.euler(), 0)  # a lost state faces the camera, not away from it
