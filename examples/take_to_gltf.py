@@ -13,7 +13,6 @@ import argparse
 import sys
 
 from facecap.export import export_take
-from facecap.rig import load_rig
 from facecap.take import as_take
 
 
@@ -21,14 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("take", help="take folder or Live Link Face .csv")
     p.add_argument("out", help="output .glb or .gltf")
-    p.add_argument("--rig", help="rig to animate (.npz/.glb/ICT folder); default: facecap's generic rig")
+    p.add_argument(
+        "--rig", help="rig to animate (.npz/.glb/ICT folder); default: the take's rig, else facecap's"
+    )
     args = p.parse_args(argv)
     take = as_take(args.take)  # a take folder, or a Live Link CSV imported as a take
-    rig = load_rig(args.rig)
     # face-lost frames hold the last tracked pose and weights; the head moves in a y-up viewer frame
-    path = export_take(take, args.out, rig=rig)
-    s = take.summary()
-    print(f"wrote {path}: {s['frames']} frames at {take.fps:g} fps, {len(rig.names)} morph targets")
+    path = export_take(take, args.out, rig=args.rig)
+    print(f"wrote {path}: {take.summary()['frames']} frames at {take.fps:g} fps, 52 ARKit morph targets")
     return 0
 
 

@@ -427,21 +427,21 @@ def fit_frame(
         g = (J.T @ buf.r[:m]).astype(np.float64)
         if landmarks is not None and params.lambda_lmk > 0:
             _add_landmarks(H, g, model, xr, R, t, w, landmarks, intr, params)
-        info = np.diag(H)[6:].copy()  # data information of each weight (1 / variance)
+        hd = H.ravel()[:: NP + 1]  # a view of the diagonal
+        info = hd[6:].copy()  # data information of each weight (1 / variance)
         # priors on the weights, pose damping
-        d = np.arange(6, NP)
-        H[d, d] += params.lambda_0
+        hd[6:] += params.lambda_0
         if w_prev is not None:
             # temporal prior in units of each weight's own data information: the estimate leans on the
             # previous frame by the same ratio whether the shape is well or poorly observed
             lt = params.lambda_t * info
-            H[d, d] += lt
+            hd[6:] += lt
             g[6:] += lt * (w - w_prev)
         # L1 sparsity scaled per shape by how well the data sees it: a threshold of lambda_s noise
         # standard deviations of that weight, not a fixed amount (which would erase subtle shapes)
         g[6:] += params.lambda_s * np.sqrt(np.maximum(info, 1e-12))
-        H[[0, 1, 2], [0, 1, 2]] += params.lambda_pose
-        H[[3, 4, 5], [3, 4, 5]] += params.lambda_pose * 100.0
+        hd[:3] += params.lambda_pose
+        hd[3:6] += params.lambda_pose * 100.0
         if params.solve_weights:
             lo[6:] = -w
             hi[6:] = 1.0 - w
