@@ -165,6 +165,14 @@ class _Converter:
         self._composer = self._composed = None
         self._pair: tuple = ()
 
+    def drops(self, c) -> bool:
+        """True when a depth frame with color ``c`` (None when missing) cannot be converted and is dropped.
+
+        Alignment needs the color frame; converting without it would give a frame at the native depth size
+        and intrinsics, unlike all the others, which downstream stages set up for the first frame reject.
+        """
+        return self._align is not None and c is None
+
     def _frameset(self, d, c):
         """A frameset of two loose frames, for ``rs.align`` (which only takes framesets)."""
         rs = _rs()
@@ -180,8 +188,13 @@ class _Converter:
         return self._composed.wait_for_frame(1000).as_frameset()
 
     def __call__(self, d, c, index: int, fs=None) -> Frame:
-        """Frame from a depth frame ``d``, a color frame ``c`` (or None) and optionally their frameset."""
-        align = self._align is not None and c is not None
+        """Frame from a depth frame ``d``, a color frame ``c`` (or None) and optionally their frameset.
+
+        Callers skip the pairs :meth:`drops` rejects; given one anyway this raises ValueError.
+        """
+        if self.drops(c):
+            raise ValueError("depth needs its color frame to be aligned; check drops() first")
+        align = self._align is not None
         if align:
             fs = self._align.process(fs if fs is not None else self._frameset(d, c))
             d = fs.get_depth_frame()
@@ -262,6 +275,12 @@ class LiveSource:
     timeout_s : float, seconds
         How long :meth:`read` waits for a frame before raising.
 
+    Attributes
+    ----------
+    dropped : int
+        Depth frames skipped since :meth:`start` because alignment needed their color frame and none came
+        with them (every frame read has the same size).
+
     Examples
     --------
     >>> with LiveSource(640, 480, fps=60) as cam:          # doctest: +SKIP
@@ -301,6 +320,7 @@ class LiveSource:
         self._pipe = None
         self._convert: _Converter | None = None
         self._index = 0
+        self.dropped = 0
 
     def _config(self, rs, color_fps: int | None):
         cfg = rs.config()
@@ -344,14 +364,22 @@ class LiveSource:
             profile = pipe.start(cfg)
         except RuntimeError as e:
             raise RuntimeError(f"could not start the RealSense camera: {e}. {NO_CAMERA_HELP}") from e
-        dev = profile.get_device()
-        self.depth_scale = float(dev.first_depth_sensor().get_depth_scale())
-        self.device_name = dev.get_info(rs.camera_info.name) if dev.supports(rs.camera_info.name) else None
-        dp = profile.get_stream(rs.stream.depth).as_video_stream_profile()
-        cp = profile.get_stream(rs.stream.color).as_video_stream_profile() if self.color else None
-        self.color_fps = cp.fps() if cp is not None else None
-        self._convert = _Converter(dp, cp, self.depth_scale, self.align)
-        self._pipe, self._index = pipe, 0
+        try:  # the pipeline streams now: any failure below must release the camera again
+            dev = profile.get_device()
+            self.depth_scale = float(dev.first_depth_sensor().get_depth_scale())
+            has_name = dev.supports(rs.camera_info.name)
+            self.device_name = dev.get_info(rs.camera_info.name) if has_name else None
+            dp = profile.get_stream(rs.stream.depth).as_video_stream_profile()
+            cp = profile.get_stream(rs.stream.color).as_video_stream_profile() if self.color else None
+            self.color_fps = cp.fps() if cp is not None else None
+            self._convert = _Converter(dp, cp, self.depth_scale, self.align)
+        except BaseException:
+            try:
+                pipe.stop()
+            except RuntimeError:
+                pass
+            raise
+        self._pipe, self._index, self.dropped = pipe, 0, 0
         return self
 
     def read(self) -> Frame:
@@ -364,9 +392,13 @@ class LiveSource:
             d = fs.get_depth_frame() if ok else None
             if d:
                 c = fs.get_color_frame() if self.color else None
-                frame = self._convert(d, c if c else None, self._index, fs)
-                self._index += 1
-                return frame
+                c = c if c else None
+                if self._convert.drops(c):  # cannot be aligned: a frame of another size would follow
+                    self.dropped += 1
+                else:
+                    frame = self._convert(d, c, self._index, fs)
+                    self._index += 1
+                    return frame
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"no frame from the RealSense camera within {self.timeout_s:g} s "
@@ -808,10 +840,12 @@ class RecordingSource:
     Notes
     -----
     Depth-only recordings yield frames without color; color-only recordings are refused (facecap needs depth).
-    A depth frame whose color is missing from the file (the last frame of an interrupted recording) comes
-    without color. ``len()`` comes from the file's index (SQLite for ``.db3``, the bag index for ``.bag``)
-    without decoding; when playback ends short of it (a frame that cannot be decoded), the frames before
-    are delivered and then :class:`RecordingError` says so.
+    A depth frame whose color is missing from the file (at the start or end of a recording whose streams
+    started or stopped at different times, or the last frame of an interrupted one) comes without color,
+    except when it has to be aligned: then it is dropped, so every frame has the same size, and counted in
+    :attr:`dropped` (for the latest iteration). ``len()`` comes from the file's index (SQLite for ``.db3``,
+    the bag index for ``.bag``) without decoding; when playback ends short of it (a frame that cannot be
+    decoded), the frames before are delivered and then :class:`RecordingError` says so.
     """
 
     def __init__(self, path: str | os.PathLike, *, timeout_s: float = 5.0, align: bool = True):
@@ -838,6 +872,7 @@ class RecordingSource:
                 f"(facecap reads {', '.join(_COLOR_FORMATS)}); record color as RGB8"
             )
         self._index = _file_index(self.path)
+        self.dropped = 0
 
     @property
     def frame_count(self) -> int | None:
@@ -879,9 +914,10 @@ class RecordingSource:
         stopped = _rs().playback_status.stopped
         expected = self.frame_count
         pairer = _Pairer(self._color is not None, tolerance_ms=500.0 / fps)
-        n, idle_polls, last_key = 0, 0, None
+        n, idle_polls, last_key = 0, 0, None  # n: frames yielded; n + self.dropped: depth frames played
+        self.dropped = 0
         deadline = time.monotonic() + self.timeout_s
-        while expected is None or n < expected:
+        while expected is None or n + self.dropped < expected:
             f = player.get(0.05)
             if f is not None:
                 idle_polls, pairs = 0, pairer.add(f, f.get_profile().stream_type() == depth)
@@ -897,18 +933,24 @@ class RecordingSource:
                 continue
             for d, c in pairs:
                 key = (d.get_frame_number(), d.get_timestamp())
-                if key == last_key or (expected is not None and n >= expected):  # delivered twice / extra
+                extra = expected is not None and n + self.dropped >= expected
+                if key == last_key or extra:  # delivered twice / beyond the index
                     continue
                 last_key = key
+                deadline = time.monotonic() + self.timeout_s
+                if convert.drops(c):  # no color to align onto
+                    self.dropped += 1
+                    continue
                 yield convert(d, c, n)
                 n += 1
                 deadline = time.monotonic() + self.timeout_s
             if idle_polls >= 4:
                 break
-        if expected is not None and n < expected:
+        played = n + self.dropped
+        if expected is not None and played < expected:
             raise RecordingError(
-                f"playback of {self.path.name} ended after {n} of {expected} frames: frame {n} could not be "
-                "decoded (damaged file?); the frames before it were delivered"
+                f"playback of {self.path.name} ended after {played} of {expected} frames: frame {played} "
+                "could not be decoded (damaged file?); the frames before it were delivered"
             )
 
     def __repr__(self) -> str:

@@ -32,9 +32,9 @@ Each target is evaluated as ::
 - ``mirror`` (top level, default false): swap every Left/Right source, for a puppet that mirrors the
   performer (its left eye blinks when the performer's right eye does).
 
-Built-in mappings live in ``rigs/`` (``vrm0``, ``perfect_sync``, ``arkit``); ``load_mapping("vrm0")``
-finds them by name. :func:`apply_to_gltf` writes a copy of a glTF/GLB puppet with a morph-weight
-animation that plays a take through a mapping.
+Built-in mappings ship inside the package, in ``facecap/data/rigs/`` (``vrm0``, ``perfect_sync``,
+``arkit``); ``load_mapping("vrm0")`` finds them by name. :func:`apply_to_gltf` writes a copy of a glTF/GLB
+puppet with a morph-weight animation that plays a take through a mapping.
 """
 
 from __future__ import annotations
@@ -53,8 +53,7 @@ from . import arkit
 
 log = logging.getLogger(__name__)
 
-_PKG_RIGS = Path(__file__).resolve().parent / "data" / "rigs"
-_REPO_RIGS = Path(__file__).resolve().parents[1] / "rigs"
+_PKG_RIGS = Path(__file__).resolve().parent / "data" / "rigs"  # package data: installed with facecap
 _TARGET_KEYS = ("sources", "gain", "offset", "min", "max", "curve", "description")
 _TOP_KEYS = ("name", "description", "mirror", "targets", "version")
 _CURVES = ("linear", "smoothstep", "gamma", "piecewise")
@@ -391,20 +390,13 @@ def _parse_target(name: str, spec, source: str) -> Target:
 
 # --------------------------------------------------------------------------------------- files
 def builtin_mappings() -> list[str]:
-    """Names of the mapping files shipped in ``rigs/`` (load them with ``load_mapping(name)``)."""
-    names = set()
-    for d in (_PKG_RIGS, _REPO_RIGS):
-        if d.is_dir():
-            names.update(p.stem for p in d.glob("*.json"))
-    return sorted(names)
+    """Names of the mapping files shipped in ``facecap/data/rigs/`` (load with ``load_mapping(name)``)."""
+    return sorted(p.stem for p in _PKG_RIGS.glob("*.json"))
 
 
 def _find_builtin(name: str) -> Path | None:
-    for d in (_PKG_RIGS, _REPO_RIGS):
-        p = d / f"{name}.json"
-        if p.is_file():
-            return p
-    return None
+    p = _PKG_RIGS / f"{name}.json"
+    return p if p.is_file() else None
 
 
 def load_mapping(path: str | Path, *, mirror: bool | None = None) -> Mapping:

@@ -341,6 +341,19 @@ class TakeRecorder:
             "raw_rgbd": RAW_FILE if raw_rgbd else None,
             "complete": False,
         }
+        self._raw: _RawWriter | None = None
+        if raw_rgbd:  # first: a failing pyrealsense2 import leaves no folder, open file or thread behind
+            self._raw = _RawWriter(self.path / RAW_FILE, fps)
+        try:
+            self._start()
+        except BaseException:
+            if self._raw is not None:
+                with contextlib.suppress(Exception):
+                    self._raw.close()  # no frame was queued: its thread ends at once, no file
+            raise
+
+    def _start(self) -> None:
+        """Create the folder, ``take.json`` and the first chunk; start the fsync thread."""
         self.path.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(self.path / META_FILE, self.meta)
 
@@ -360,10 +373,6 @@ class TakeRecorder:
         self._open_chunk(0)
         self._sync_thread = threading.Thread(target=self._sync_loop, name="take-fsync", daemon=True)
         self._sync_thread.start()
-
-        self._raw: _RawWriter | None = None
-        if raw_rgbd:
-            self._raw = _RawWriter(self.path / RAW_FILE, fps)
 
     # --------------------------------------------------------------------------- internals
     def _fail(self, e: OSError, doing: str) -> TakeWriteError:
@@ -922,6 +931,11 @@ def _read_meta(path: Path) -> dict:
     if not isinstance(fps, (int, float)) or not fps > 0:
         raise ValueError(f'{mp}: "fps" must be a positive number, got {fps!r}')
     rec = meta.get("record", {})
+    if not isinstance(rec, dict):
+        raise ValueError(
+            f'{mp}: "record" must be an object describing the record layout, got {type(rec).__name__}; '
+            "remove it (the version-1 layout is then assumed) or restore take.json from a backup"
+        )
     if rec.get("size", RECORD_SIZE) != RECORD_SIZE:
         raise ValueError(
             f"{mp}: records of {rec.get('size')} bytes are not the {RECORD_SIZE}-byte version-1 layout"

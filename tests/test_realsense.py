@@ -181,6 +181,105 @@ def test_unaligned_streams_are_aligned_or_carry_extrinsics(tmp_path):
     assert same_intrinsics(raw[0].depth_intrinsics, kd) and same_intrinsics(raw[0].color_intrinsics, kc)
 
 
+def test_depth_without_color_is_dropped_when_it_must_be_aligned(tmp_path):
+    """Streams that start and stop at different times (RealSense Viewer): the first and last depth frames have
+    no color. Aligned playback drops them and counts them, so every frame has the color camera's size."""
+    kd = Intrinsics(424, 240, 210.0, 210.0, 211.5, 119.5)
+    kc = Intrinsics(320, 240, 300.0, 300.0, 159.5, 119.5)
+    ex = Extrinsics(np.eye(3), np.array([0.015, 0.0, 0.0]))
+    frames = synth_frames(6, 424, 240, seed=14, intrinsics=kd, color_intrinsics=kc, extrinsics=ex)
+    path = tmp_path / "ragged.db3"
+    writer = rsrc._Db3Writer(path, frames[0], FPS, 0.001, "test")
+    for f in frames:
+        if f.index in (0, 5):  # depth only: what push() does without the color frame
+            z = np.rint(f.depth * 1000).astype(np.uint16)
+            raw = writer._software_frame(z, writer.depth_profile, 2, f.index, f.timestamp * 1000.0)
+            raw.depth_units = 0.001
+            writer.sensors[0][0].on_video_frame(raw)
+            writer.last_timestamp = f.timestamp
+        else:
+            writer.push(f)
+    writer.close()
+    assert rsrc._db3_index(path)["frames"] == 6 and rsrc._db3_index(path)["color_frames"] == 4
+    src = RecordingSource(path)
+    aligned = list(src)
+    assert src.dropped == 2 and [f.index for f in aligned] == [0, 1, 2, 3]
+    for a, b in zip(frames[1:5], aligned, strict=True):
+        assert b.aligned and b.depth.shape == (240, 320) and same_intrinsics(b.depth_intrinsics, kc)
+        assert abs(b.timestamp - a.timestamp) < 1e-6 and np.array_equal(b.color, a.color)
+    raw = list(RecordingSource(path, align=False))  # nothing to align: every depth frame, color or not
+    assert len(raw) == 6 and {f.depth.shape for f in raw} == {(240, 424)}
+    assert [f.color is None for f in raw] == [True, False, False, False, False, True]
+
+
+def test_live_read_drops_depth_without_color_when_aligning():
+    class Conv(rsrc._Converter):  # the real drops() decision, without a camera behind it
+        def __init__(self):
+            self._align = object()
+
+        def __call__(self, d, c, index, fs=None):
+            return (d, c, index)
+
+    class FrameSet:
+        def __init__(self, d, c):
+            self.d, self.c = d, c
+
+        def get_depth_frame(self):
+            return self.d
+
+        def get_color_frame(self):
+            return self.c
+
+    class Pipe:
+        def __init__(self, sets):
+            self.sets = list(sets)
+
+        def try_wait_for_frames(self, timeout_ms):
+            return True, self.sets.pop(0)
+
+    cam = LiveSource(640, 480, 30)
+    cam._pipe, cam._convert = Pipe([FrameSet("d0", None), FrameSet("d1", "c1"), FrameSet("d2", None),
+                                    FrameSet("d3", "c3")]), Conv()  # fmt: skip
+    assert cam.read() == ("d1", "c1", 0) and cam.dropped == 1
+    assert cam.read() == ("d3", "c3", 1) and cam.dropped == 2
+    cam._pipe = None
+
+
+def test_live_start_releases_the_camera_when_setup_fails_after_pipe_start(monkeypatch):
+    stopped = []
+
+    class Anything:  # enough of pyrealsense2 for start() to reach pipe.start()
+        def __getattr__(self, name):
+            return Anything()
+
+    class Config:
+        def enable_stream(self, *a):
+            pass
+
+        def can_resolve(self, wrapper):
+            return True
+
+    class Profile:
+        def get_device(self):
+            raise RuntimeError("device went away")
+
+    class Pipe:
+        def start(self, cfg):
+            return Profile()
+
+        def stop(self):
+            stopped.append(True)
+
+    fake = Anything()
+    fake.pipeline, fake.pipeline_wrapper, fake.config = Pipe, lambda pipe: None, Config
+    monkeypatch.setattr(rsrc, "_rs", lambda: fake)
+    monkeypatch.setattr(rsrc, "list_devices", lambda: [{"name": "fake", "serial": "1", "usb_type": "3.2"}])
+    cam = LiveSource(640, 480, 30)
+    with pytest.raises(RuntimeError, match="device went away"):
+        cam.start()
+    assert stopped == [True] and cam._pipe is None
+
+
 @pytest.mark.parametrize("fmt", ["bgr8", "rgba8", "bgra8"])
 def test_other_color_formats_come_back_as_rgb(tmp_path, fmt):
     frames = synth_frames(3, 64, 48, seed=5)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pygltflib as gl
 import pytest
 
+import facecap
 from facecap import arkit
 from facecap.retarget import (
     Mapping,
@@ -172,6 +176,17 @@ def test_builtin_files_and_identity():
     assert canon.target_names == arkit.ARKIT_NAMES and np.array_equal(canon.apply(w), w)
     raw = identity_mapping("raw")
     assert raw.target_names[arkit.index("eyeBlinkLeft")] == "eyeBlink_L"
+
+
+def test_builtin_mappings_are_package_data():
+    """They load from inside the installed package (a wheel has no repo-level rigs/ folder)."""
+    pkg = Path(facecap.__file__).resolve().parent
+    pyproject = tomllib.loads((pkg.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    globs = pyproject["tool"]["setuptools"]["package-data"]["facecap"]
+    for name in ("vrm0", "perfect_sync", "arkit"):
+        src = Path(load_mapping(name).source).resolve()
+        assert src.is_relative_to(pkg), src
+        assert any(fnmatch.fnmatch(src.relative_to(pkg).as_posix(), g) for g in globs), (src, globs)
 
 
 def test_vrm0_mapping_is_sane():

@@ -317,6 +317,11 @@ def test_bad_take_folders_give_clear_errors(tmp_path):
         load_take(p)
     with pytest.raises(ValueError, match="not a take directory"):
         load_take(p / "frames-000.bin")
+    (p / "take.json").write_text(
+        json.dumps({"format": "facecap-take", "version": 1, "fps": 30, "record": 80})
+    )
+    with pytest.raises(ValueError, match=r'take\.json: "record" must be an object .* got int'):
+        load_take(p)
 
 
 # ----------------------------------------------------------------------------------------- full disk
@@ -460,6 +465,41 @@ def test_raw_rgbd_writer_failures_do_not_lose_tracked_frames(tmp_path, monkeypat
     rec.close()
     assert not (tmp_path / "c" / "raw.db3").exists()
     assert json.loads((tmp_path / "c" / "take.json").read_text())["raw_rgbd_frames"] == 0
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_raw_writer_that_cannot_start_leaks_no_thread_or_file(tmp_path, monkeypatch):
+    import threading
+
+    import facecap.realsense as rs_mod
+
+    def no_realsense(*a, **k):
+        raise ImportError(
+            "pyrealsense2 failed to import (no libusb); install it with `pip install pyrealsense2`"
+        )
+
+    threads, fds = set(threading.enumerate()), _open_fds()
+    monkeypatch.setattr(take_mod, "_RawWriter", no_realsense)
+    with pytest.raises(ImportError, match="pip install pyrealsense2"):
+        TakeRecorder(tmp_path / "a", fps=60, raw_rgbd=True)
+    assert set(threading.enumerate()) <= threads and _open_fds() <= fds
+    assert not (tmp_path / "a").exists()  # nothing half-made
+
+    # the raw writer started, then the take itself cannot be created: its thread ends too
+    monkeypatch.undo()
+    monkeypatch.setattr(rs_mod, "_rs", lambda: None)
+
+    def chunk_fails(self, i):
+        raise OSError(errno.EACCES, "permission denied")
+
+    monkeypatch.setattr(TakeRecorder, "_open_chunk", chunk_fails)
+    with pytest.raises(OSError, match="permission denied"):
+        TakeRecorder(tmp_path / "b", fps=60, raw_rgbd=True)
+    assert set(threading.enumerate()) <= threads and _open_fds() <= fds
 
 
 def test_interrupt_inside_a_write_leaves_no_partial_record(tmp_path, monkeypatch):
