@@ -565,7 +565,8 @@ class VMCSink(_OscSink):
     perfect_sync : bool
         Send the 52 ARKit weights as PascalCase clips (``EyeBlinkLeft``...).
     vrm0 : bool, str, Path or Mapping
-        Also send VRM0 preset clips: True uses ``facecap/data/rigs/vrm0.json``; a path or Mapping uses that mapping.
+        Also send VRM0 preset clips: True uses the built-in ``vrm0`` mapping; a path or Mapping uses
+        that mapping.
     head_position : {"relative", "camera", "zero"}
         Head Bone/Pos position: displacement from the first tracked frame in the avatar's axes
         (metres; default), the head position in Unity camera space (camera at the origin looking +z),

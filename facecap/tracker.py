@@ -55,8 +55,8 @@ class TrackerConfig:
 
     @classmethod
     def for_camera(cls, camera: str, **kw) -> TrackerConfig:
-        """Settings for a RealSense model named anywhere in ``camera`` (``"d415"``, ``"Intel RealSense D435"``);
-        unknown models get the D435's noisier prior."""
+        """Settings for a RealSense model named anywhere in ``camera`` (``"d415"``,
+        ``"Intel RealSense D435"``); unknown models get the D435's noisier prior."""
         name = (camera or "").lower()
         key = next((k for k in DEPTH_NOISE_1M if k in name), "d435")
         return cls(depth_noise_1m=DEPTH_NOISE_1M[key], **kw)

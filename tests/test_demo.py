@@ -78,6 +78,13 @@ def test_format_table_when_nothing_was_tracked():
     from facecap.metrics import score
 
     n = 3
-    res = score(np.zeros((n, 52)), np.zeros((n, 52)), np.tile(np.eye(3), (n, 1, 1)), np.tile(np.eye(3), (n, 1, 1)),
-                np.zeros((n, 3)), np.zeros((n, 3)), np.zeros(n, bool))  # fmt: skip
+    res = score(
+        np.zeros((n, 52)),
+        np.zeros((n, 52)),
+        np.tile(np.eye(3), (n, 1, 1)),
+        np.tile(np.eye(3), (n, 1, 1)),
+        np.zeros((n, 3)),
+        np.zeros((n, 3)),
+        np.zeros(n, bool),
+    )
     assert "no face" in format_table(res)
