@@ -86,6 +86,8 @@ def _cmd_track(args: argparse.Namespace) -> int:
 
     n = track_file(args.file, args.out, rig=args.rig, fmt=args.format, progress=True)
     print(f"tracked {n['frames']} frames ({n['tracked_fraction'] * 100:.1f}% with a face) -> {args.out}")
+    if n["dropped"]:
+        print(f"dropped {n['dropped']} depth frames without a colour frame to align to")
     return 0
 
 
@@ -174,11 +176,10 @@ def _cmd_rig_preview(args: argparse.Namespace) -> int:
 
 
 def _cmd_stream(args: argparse.Namespace) -> int:
-    import time
-
     import numpy as np
     from tqdm import tqdm
 
+    from .pipeline import _pace, format_outputs
     from .sinks import open_sinks
     from .take import as_take
 
@@ -191,21 +192,15 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     if not (np.isfinite(ts).all() and (np.diff(ts) >= 0).all()):
         ts = np.arange(len(take)) / take.fps  # broken clock: play at the take's frame rate
     with open_sinks(args.to) as sink:
-        rounds = 0
+        wall0 = src0 = None  # each loop round starts the clock again (its first timestamp goes back)
         while True:
-            t0 = time.perf_counter()
             for i, st in enumerate(tqdm(take.states(), total=len(take), unit="frame", desc=f"-> {sink.url}")):
-                delay = t0 + ts[i] / args.speed - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
+                wall0, src0 = _pace(float(ts[i]), wall0, src0, args.speed)
                 sink.send(st)
-            rounds += 1
             if not args.loop:
                 break
         stats = sink.stats
-    for s in stats.get("sinks", [stats]):
-        err = f", errors {s['errors']}" if s["errors"] else ""
-        print(f"{s['url']}: {s['frames']} frames, {s['datagrams_sent']} datagrams sent{err}")
+    print(format_outputs({"sinks": stats.get("sinks", [stats])}))
     return 0
 
 

@@ -49,15 +49,16 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from . import arkit
+from ._io import atomic_path
+from .livelink import held_indices
 from .pose import FRONTAL
 from .rig import Rig
-from .take import Take, as_take, frame_offsets, timecode_rate, timecode_to_frames
+from .take import Take, as_take, frame_offsets, timecode_rate
 
 FORMATS: dict[str, tuple[str, ...]] = {
     "livelink-csv": (".csv",),
@@ -112,18 +113,6 @@ def world_pose(rotations: np.ndarray, translations: np.ndarray) -> tuple[np.ndar
     return r, t
 
 
-def held_indices(tracked: np.ndarray) -> np.ndarray:
-    """For each frame, the frame whose values to show: itself if tracked, else the last tracked one
-    (the first tracked one before any). Raises ``ValueError`` when no frame is tracked."""
-    tr = np.asarray(tracked, dtype=bool)
-    if not tr.any():
-        raise ValueError("the take has no tracked frame, so there is no animation to export")
-    idx = np.where(tr, np.arange(len(tr)), -1)
-    idx = np.maximum.accumulate(idx)
-    idx[idx < 0] = int(np.flatnonzero(tr)[0])
-    return idx
-
-
 def resolve_rig(take: Take, rig: Rig | str | Path | None = None) -> Rig:
     """The rig to export with: ``rig`` if given (a Rig or anything :func:`facecap.rig.load_rig` reads),
     else the take's ``meta["rig"]`` when that names an existing rig file or folder, else the built-in rig."""
@@ -140,14 +129,8 @@ def resolve_rig(take: Take, rig: Rig | str | Path | None = None) -> Rig:
 
 
 def _atomic_text(path: Path, write) -> Path:
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        write(f)
     return path
 
 
@@ -182,7 +165,7 @@ def to_livelink(take: Take):
     Live Link's ``HH:MM:SS:FF.fff`` spelling are kept; others are rewritten at Live Link's 60 fps
     timecode rate from the take's start timecode and timestamps.
     """
-    from .livelink import LiveLinkTake, format_timecode
+    from .livelink import LiveLinkTake, format_timecode, parse_timecode
 
     n = len(take)
     tr = take.tracked
@@ -202,7 +185,7 @@ def to_livelink(take: Take):
     timecodes = list(take.timecodes)
     tc_rate = int(take.meta.get("timecode_rate") or LIVELINK_TIMECODE_RATE)
     if not all("." in t for t in timecodes):
-        start = timecode_to_frames(take.timecodes[0], take.fps) / timecode_rate(take.fps) if n else 0.0
+        start = parse_timecode(take.timecodes[0], timecode_rate(take.fps)) if n else 0.0
         rel = frame_offsets(take.timestamps, take.fps) / take.fps
         tc_rate = LIVELINK_TIMECODE_RATE
         timecodes = [format_timecode(start + float(s), tc_rate) for s in rel]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import arkit
-from .rig import MEDIAPIPE_LANDMARKS, Rig
+from .rig import MEDIAPIPE_LANDMARKS, Rig, mirror_map
 
 ICT_N_VERTICES = 26719
 NEUTRAL_OBJ = "generic_neutral_mesh.obj"
@@ -309,9 +309,8 @@ def load_ict_facekit(folder: str | Path, *, units: str = "cm") -> Rig:
     masks = _masks(v, lm_vertices, fitting) if full else {"track": np.ones(len(v), bool)}
     ids, tris, bary, used = _landmarks(lm_vertices)
 
-    from scipy.spatial import cKDTree
-
-    dist, mirror = cKDTree(v).query(v * np.float32([-1, 1, 1]))
+    mirror = mirror_map(v, tol=np.inf)  # scanned meshes are only nearly symmetric
+    dist = np.linalg.norm(v[mirror].astype(np.float64) - v * (-1.0, 1.0, 1.0), axis=1)
     meta = {
         "source": "ICT-FaceKit", "license": LICENSE, "folder": str(folder), "layout": layout,
         "source_units": units, "units": "m", "combined": combined, "dropped": dropped,
@@ -322,7 +321,7 @@ def load_ict_facekit(folder: str | Path, *, units: str = "cm") -> Rig:
     }  # fmt: skip
     rig = Rig.from_named(
         v, triangles, named, landmark_ids=ids, landmark_tris=tris, landmark_bary=bary, masks=masks,
-        mirror=mirror.astype(np.int32), colors=_albedo(v, lm_vertices) if full else None,
+        mirror=mirror, colors=_albedo(v, lm_vertices) if full else None,
         name="ict_facekit", meta=meta,
     )  # fmt: skip
     rig.meta["load_seconds"] = round(time.perf_counter() - t0, 3)

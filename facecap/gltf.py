@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import pygltflib as gl
 
 from . import arkit
+from ._io import atomic_path
 from .rig import Rig, mirror_map
 
 _FORMAT_VERSION = 1
@@ -106,8 +106,7 @@ class _Writer:
         """Write ``.glb`` or ``.gltf`` (embedded base64 buffer) atomically."""
         self.blob.extend(b"\0" * (-len(self.blob) % 4))
         blob = bytes(self.blob)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(path) as tmp:
             if path.suffix.lower() == ".glb":
                 self.gltf.buffers = [gl.Buffer(byteLength=len(blob))]
                 self.gltf.set_binary_blob(blob)
@@ -115,14 +114,10 @@ class _Writer:
             else:
                 uri = gl.DATA_URI_HEADER + base64.b64encode(blob).decode("ascii")
                 self.gltf.buffers = [gl.Buffer(byteLength=len(blob), uri=uri)]
-                with open(tmp, "w", encoding="utf-8") as f:
-                    f.write(self.gltf.gltf_to_json())
+                tmp.write_text(self.gltf.gltf_to_json(), encoding="utf-8")
                 ok = True
             if not ok:
                 raise OSError(f"pygltflib could not write {path}")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return path
 
 

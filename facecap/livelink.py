@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import arkit
+from ._io import atomic_path
 
 BLENDSHAPE_COUNT = 61  # 52 shapes + 9 head/eye angles
 LIVELINK_COLUMNS: tuple[str, ...] = (
@@ -73,7 +74,7 @@ def parse_timecode(timecode: str, fps: float) -> float:
     except ValueError:
         raise ValueError(f"bad timecode {s!r}: expected HH:MM:SS:FF or HH:MM:SS:FF.fff") from None
     if mm >= 60 or ss >= 60 or not ff < fps:
-        raise ValueError(f"bad timecode {s!r}: minutes/seconds must be < 60 and frames < {fps:g}")
+        raise ValueError(f"timecode {s!r} is out of range: minutes/seconds must be < 60, frames < {fps:g}")
     return hh * 3600.0 + mm * 60.0 + ss + ff / fps
 
 
@@ -98,6 +99,18 @@ def format_timecode(seconds: float, fps: float, digits: int = 3) -> str:
     width = 2 if fps <= 100 else 3
     out = f"{hh:02d}:{mm:02d}:{ss:02d}:{ff:0{width}d}"
     return out + (f".{sub:0{digits}d}" if digits else "")
+
+
+def held_indices(tracked: np.ndarray) -> np.ndarray:
+    """(N,) intp: for each frame of ``tracked`` (N,) bool, the frame whose values to show: itself if tracked,
+    else the last tracked one (the first tracked one before any). ``ValueError`` when none is tracked."""
+    tr = np.asarray(tracked, dtype=bool)
+    if not tr.any():
+        raise ValueError("the take has no tracked frame to hold (the face was lost in every frame)")
+    idx = np.where(tr, np.arange(len(tr)), -1)
+    idx = np.maximum.accumulate(idx)
+    idx[idx < 0] = int(np.flatnonzero(tr)[0])
+    return idx
 
 
 # --------------------------------------------------------------------------------------------- take
@@ -204,11 +217,7 @@ class LiveLinkTake:
         ``tracked`` is unchanged, so the copy still says which rows were filled in. Raises ``ValueError``
         if no row is tracked.
         """
-        if not self.tracked.any():
-            raise ValueError(f"take {self.name!r} has no tracked frame to hold")
-        idx = np.where(self.tracked, np.arange(self.n_frames), -1)
-        idx = np.maximum.accumulate(idx)
-        idx[idx < 0] = int(np.flatnonzero(self.tracked)[0])
+        idx = held_indices(self.tracked)
         return replace(self, weights=self.weights[idx], head=self.head[idx], eyes=self.eyes[idx],
                        timecodes=list(self.timecodes), skipped_lines=list(self.skipped_lines))  # fmt: skip
 
@@ -385,7 +394,6 @@ def write_csv(path: str | os.PathLike, take: LiveLinkTake) -> Path:
             out.append(f"{take.timecodes[i]},{BLENDSHAPE_COUNT}," + ",".join(f"{x:.10f}" for x in rows[i]))
         else:
             out.append(f"{take.timecodes[i]},0")
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text("\n".join(out) + "\n", encoding="utf-8", newline="\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(out) + "\n", encoding="utf-8", newline="\n")
     return path

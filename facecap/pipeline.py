@@ -40,6 +40,7 @@ import numpy as np
 
 from .frames import Frame
 from .state import FaceState
+from .take import check_new_take_dir
 
 SINK_FLAGS = ("vmc", "osc", "facecap", "livelink")
 """Output flags, one per ``facecap.sinks`` URL scheme."""
@@ -107,7 +108,9 @@ class Outputs:
     Raises
     ------
     ValueError
-        A bad URL, a take directory that exists and is not empty, ``retarget`` without a VMC sink.
+        A bad URL, ``retarget`` without a VMC sink.
+    FileExistsError
+        ``record`` exists and is not an empty folder.
     FileNotFoundError / facecap.retarget.MappingError
         An unknown or invalid mapping.
 
@@ -144,7 +147,7 @@ class Outputs:
                 )
         self.record = Path(record).expanduser() if record is not None else None
         if self.record is not None:
-            _check_take_dir(self.record)
+            check_new_take_dir(self.record)
         self.fps, self.rig_name, self.camera, self.meta = 30.0, str(rig_name), camera, dict(meta or {})
         self.configure(fps=fps)
         self.sinks: list = []
@@ -271,18 +274,6 @@ class Outputs:
         return f"Outputs({', '.join(parts) or 'nothing'})"
 
 
-def _check_take_dir(path: Path) -> None:
-    if path.exists():
-        if not path.is_dir():
-            raise ValueError(f"--record {path}: exists and is not a directory; choose a new take name")
-        if any(path.iterdir()):
-            raise ValueError(f"--record {path}: the take folder exists and is not empty; choose a new name")
-    else:
-        parent = path.resolve().parent
-        if parent.exists() and not parent.is_dir():
-            raise ValueError(f"--record {path}: {parent} is not a directory")
-
-
 # ============================================================================================ landmarks
 def color_to_depth_pixels(uv: np.ndarray, frame: Frame) -> np.ndarray | None:
     """Carry colour-image pixels to the depth image of ``frame``.
@@ -394,7 +385,9 @@ def run(
         ``frames``, ``tracked_frames``, ``tracked_fraction``, ``fit_ms_median``, ``fit_ms_p95``,
         ``quality_median`` (tracked frames), ``landmark_frames`` (frames MediaPipe found a face in),
         ``landmarks_note`` (why landmarks were skipped, or None), ``elapsed_s``, ``fps`` (processing rate),
-        ``interrupted`` (Ctrl-C), ``take`` (directory or None), ``take_frames``, ``sinks`` (per-sink stats).
+        ``interrupted`` (Ctrl-C), ``take`` (directory or None), ``take_frames``, ``sinks`` (per-sink stats),
+        ``dropped`` (the source's ``dropped`` count, e.g. depth frames a ``RecordingSource`` had no colour
+        to align to; 0 for sources without one).
 
     Raises
     ------
@@ -478,6 +471,7 @@ def run(
         "take": st.get("take"),
         "take_frames": st.get("take_frames", 0),
         "sinks": st.get("sinks", []),
+        "dropped": int(getattr(frames, "dropped", 0)),
     }
 
 
@@ -589,6 +583,8 @@ def format_summary(res: dict, verb: str = "tracked") -> str:
         f"face tracked in {res['tracked_fraction'] * 100:.1f}%, fit {res['fit_ms_median']:.1f} ms median"
         + (", stopped by Ctrl-C" if res["interrupted"] else "")
     ]
+    if res.get("dropped"):
+        lines.append(f"dropped {res['dropped']} depth frames without a colour frame to align to")
     if res.get("landmarks_note"):
         lines.append(f"landmarks: not used ({res['landmarks_note']})")
     elif res.get("landmark_frames"):

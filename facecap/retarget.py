@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from . import arkit
+from ._io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -212,9 +213,10 @@ class Mapping:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the mapping as JSON."""
+        """Write the mapping as JSON (atomically: a failure leaves no half-written file)."""
         p = Path(path)
-        p.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        with atomic_path(p) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return p
 
     def mirrored(self) -> Mapping:
@@ -632,10 +634,11 @@ def apply_to_gltf(
     if any(img.uri and not img.uri.startswith("data:") for img in g.images):
         g.convert_images(gl.ImageFormat.DATAURI)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".gltf":
-        g.save_json(str(out))
-    else:
-        g.save_binary(str(out))
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".gltf":
+            g.save_json(str(tmp))
+        else:
+            g.save_binary(str(tmp))
     return out
 
 

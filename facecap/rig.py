@@ -374,7 +374,7 @@ def mirror_map(vertices: np.ndarray, tol: float = 1e-3) -> np.ndarray:
     """Index of the nearest vertex to each vertex's mirror image ``(-x, y, z)``.
 
     Raises ``ValueError`` if some mirror image is farther than ``tol`` metres from any vertex
-    (the mesh is not left/right symmetric).
+    (the mesh is not left/right symmetric); ``tol=np.inf`` accepts any mesh (nearest vertex wins).
     """
     from scipy.spatial import cKDTree
 

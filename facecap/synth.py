@@ -34,6 +34,7 @@ import numba as nb
 import numpy as np
 
 from . import arkit
+from ._io import atomic_path
 from .fit import _vertex_normals
 from .frames import Frame, GroundTruth, Intrinsics
 from .pose import FRONTAL, from_euler
@@ -1212,8 +1213,7 @@ def save_truth(
         "format": "facecap-truth-1",
     }
     path = truth_path(recording)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(
             f,
             weights=np.stack([g.weights for g in truths]).astype(np.float32),
@@ -1223,7 +1223,6 @@ def save_truth(
             landmarks_2d=lms,
             meta=np.array(json.dumps(meta)),
         )
-    os.replace(tmp, path)
     return path
 
 

@@ -51,7 +51,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import atomic_path
 from .arkit import ARKIT_NAMES, NUM_SHAPES
+from .livelink import format_timecode, parse_timecode
 from .state import FaceState
 
 FORMAT_NAME = "facecap-take"
@@ -104,7 +106,7 @@ class TakeRecoveryWarning(UserWarning):
 
 
 # ----------------------------------------------------------------------------------------- timecode
-_TC_RE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})([:;])(\d{2,3})$")
+_TC_RE = re.compile(r"^\d{1,2}:\d{2}:\d{2}[:;]\d{2,3}$")  # whole frames; parse_timecode checks the rest
 
 
 def timecode_rate(fps: float) -> int:
@@ -116,29 +118,21 @@ def timecode_to_frames(timecode: str, fps: float) -> int:
     """Frames since midnight of ``"HH:MM:SS:FF"`` at ``fps`` (non-drop-frame).
 
     Raises ``ValueError`` for other spellings, drop-frame (``;``) timecode or a frame field >= the rate.
+    The arithmetic and range checks are :func:`facecap.livelink.parse_timecode`'s.
     """
-    m = _TC_RE.match(str(timecode).strip())
-    if not m:
+    if not _TC_RE.match(str(timecode).strip()):
         raise ValueError(f"timecode {timecode!r} is not SMPTE HH:MM:SS:FF, e.g. '10:00:00:00'")
-    hh, mm, ss, sep, ff = m.groups()
-    if sep == ";":
-        raise ValueError(f"drop-frame timecode {timecode!r} is not supported; give it as HH:MM:SS:FF")
     rate = timecode_rate(fps)
-    h, mi, s, f = int(hh), int(mm), int(ss), int(ff)
-    if h >= 24 or mi >= 60 or s >= 60 or f >= rate:
-        raise ValueError(
-            f"timecode {timecode!r} is out of range at {rate} fps (HH<24, MM<60, SS<60, FF<{rate})"
-        )
-    return ((h * 60 + mi) * 60 + s) * rate + f
+    frames = round(parse_timecode(str(timecode), rate) * rate)
+    if frames >= 24 * 3600 * rate:
+        raise ValueError(f"timecode {timecode!r} is out of range: hours must be < 24")
+    return frames
 
 
 def frames_to_timecode(frames: int, fps: float) -> str:
     """``"HH:MM:SS:FF"`` of a frame count since midnight at ``fps`` (wraps at 24 h)."""
     rate = timecode_rate(fps)
-    frames = int(frames) % (24 * 3600 * rate)
-    s, f = divmod(frames, rate)
-    width = 3 if rate > 100 else 2
-    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{f:0{width}d}"
+    return format_timecode(int(frames) % (24 * 3600 * rate) / rate, rate, digits=0)
 
 
 def wallclock_timecode(fps: float, when: _dt.datetime | None = None) -> str:
@@ -173,17 +167,32 @@ def _versions() -> dict:
     return out
 
 
+def check_new_take_dir(path: str | Path) -> None:
+    """Raise ``FileExistsError`` unless ``path`` can hold a new take: it is missing or an empty folder, and
+    its parent is not a file."""
+    path = Path(path)
+    if path.exists():
+        if not path.is_dir():
+            raise FileExistsError(f"{path} exists and is not a directory; choose another take name")
+        if any(path.iterdir()):
+            raise FileExistsError(
+                f"take directory {path} already exists and is not empty; "
+                "choose another take name or delete it"
+            )
+    elif (parent := path.resolve().parent).exists() and not parent.is_dir():
+        raise FileExistsError(f"cannot create take {path}: {parent} is a file, not a folder")
+
+
 def _write_json_atomic(path: Path, obj: dict) -> None:
     """Write JSON to ``path`` via a temporary file, fsync and ``os.replace``; never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
     data = (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     _fsync_dir(path.parent)
 
 
@@ -306,14 +315,7 @@ class TakeRecorder:
         self._clock_start = start_timecode is None  # set from the wall clock at the first frame
         start_tc = wallclock_timecode(fps) if self._clock_start else start_timecode
         self._start_frames = timecode_to_frames(start_tc, fps)  # validates
-        if self.path.exists():
-            if not self.path.is_dir():
-                raise FileExistsError(f"{self.path} exists and is not a directory; choose another take name")
-            if any(self.path.iterdir()):
-                raise FileExistsError(
-                    f"take directory {self.path} already exists and is not empty; "
-                    "choose another take name or delete it"
-                )
+        check_new_take_dir(self.path)
         self.meta = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,

@@ -66,7 +66,8 @@ def track_file(
 ) -> dict:
     """Track every frame of a ``.bag``/``.db3`` recording and write the result to ``out``.
 
-    Returns ``{"frames": n, "tracked_fraction": f}``.
+    Returns ``{"frames": n, "tracked_fraction": f, "dropped": d}``, ``d`` the depth frames without a colour
+    frame to align to (:attr:`facecap.realsense.RecordingSource.dropped`).
     """
     from tqdm import tqdm
 
@@ -93,4 +94,8 @@ def track_file(
                 yield s
 
     n = write_states(states(), out, fmt)
-    return {"frames": n, "tracked_fraction": float(np.mean(tracked)) if tracked else 0.0}
+    return {
+        "frames": n,
+        "tracked_fraction": float(np.mean(tracked)) if tracked else 0.0,
+        "dropped": src.dropped,
+    }

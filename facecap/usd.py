@@ -25,12 +25,12 @@ at the origin looking down -z), so a frontal face has identity rotation.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from . import arkit
+from ._io import atomic_path
 from .rig import Rig
 
 USD_SUFFIXES = (".usd", ".usda", ".usdc")
@@ -201,10 +201,10 @@ def export_usd(
     lo, hi = rig.neutral.min(0).tolist(), rig.neutral.max(0).tolist()
     mesh.CreateExtentAttr(Vt.Vec3fArray([Gf.Vec3f(*lo), Gf.Vec3f(*hi)]))
     if rig.colors is not None:
-        srgb = rig.colors.astype(np.float32) / 255.0
-        lin = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
+        from .gltf import _srgb_to_linear
+
         pv = mesh.CreateDisplayColorPrimvar(UsdGeom.Tokens.vertex)
-        pv.Set(Vt.Vec3fArray.FromNumpy(lin))
+        pv.Set(Vt.Vec3fArray.FromNumpy(_srgb_to_linear(rig.colors / 255.0)))
 
     binding = UsdSkel.BindingAPI.Apply(mesh.GetPrim())
     binding.CreateSkeletonRel().SetTargets([skel.GetPath()])
@@ -221,14 +221,9 @@ def export_usd(
         targets.append(bs.GetPath())
     binding.CreateBlendShapeTargetsRel().SetTargets(targets)
 
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         if not stage.GetRootLayer().Export(str(tmp)):
             raise RuntimeError(f"USD could not write {tmp}")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

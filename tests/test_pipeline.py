@@ -405,3 +405,24 @@ def test_run_without_color_tracks_and_notes_once(rig):
     res = run(frames, Tracker(rig=rig), None, landmarker=Unused(), progress=False)
     assert res["frames"] == 3 and res["tracked_frames"] == 3
     assert res["landmark_frames"] == 0 and "no colour stream" in res["landmarks_note"]
+
+
+def test_run_reports_the_frames_the_source_dropped():
+    """`play`/`live` say how many depth frames the source dropped (no colour frame to align to)."""
+
+    class Source(list):
+        dropped = 2
+
+    class Tracker:
+        last_fit_ms = 1.0
+
+        def track(self, frame, landmarks=None):
+            return pipeline.FaceState(timestamp=frame.timestamp, index=frame.index)
+
+    k = Intrinsics(8, 6, 10.0, 10.0, 3.5, 2.5)
+    frames = Source(Frame(depth=np.zeros((6, 8), np.float32), depth_intrinsics=k, index=i) for i in range(3))
+    res = run(frames, Tracker(), None, progress=False)
+    assert res["frames"] == 3 and res["dropped"] == 2
+    assert "dropped 2 depth frames" in pipeline.format_summary(res, "played")
+    res = run(list(frames), Tracker(), None, progress=False)
+    assert res["dropped"] == 0 and "dropped" not in pipeline.format_summary(res, "played")
