@@ -259,18 +259,7 @@ def export_animation(
     Path
     """
     path = _check_out_path(path)
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim != 2 or w.shape[1] != arkit.NUM_SHAPES or len(w) < 1:
-        raise ValueError(f"weights must be (N, {arkit.NUM_SHAPES}) in canonical ARKit order, got {w.shape}")
-    if not np.isfinite(w).all():
-        bad = np.argwhere(~np.isfinite(w))[0]
-        raise ValueError(f"weights contain NaN or inf (first at frame {bad[0]}, shape {bad[1]})")
-    try:
-        fps = float(fps)
-    except (TypeError, ValueError):
-        raise ValueError(f"fps must be a number, got {fps!r}") from None
-    if not (np.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive number, got {fps}")
+    w, fps = arkit.check_weight_track(weights, fps)
     n = len(w)
     quats = None if rotations is None else _as_quaternions(rotations, n)
     trans = None

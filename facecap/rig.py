@@ -293,7 +293,9 @@ class Rig:
             arrays[f"mask_{k}"] = m
         if self.colors is not None:
             arrays["colors"] = self.colors
-        with open(path, "wb") as f:
+        from ._io import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
         return path
 

@@ -49,18 +49,8 @@ def _check_path(path: str | Path) -> Path:
 def _check_inputs(rig, weights, fps, rotations, translations, time_codes):
     if not isinstance(rig, Rig):
         raise TypeError(f"rig must be a facecap.rig.Rig, got {type(rig).__name__}")
-    w = np.asarray(weights, dtype=np.float32)
-    if w.ndim != 2 or w.shape[1] != arkit.NUM_SHAPES or len(w) < 1:
-        raise ValueError(f"weights must be (N, {arkit.NUM_SHAPES}) in canonical ARKit order, got {w.shape}")
-    if not np.isfinite(w).all():
-        f, k = np.argwhere(~np.isfinite(w))[0]
-        raise ValueError(f"weights contain NaN or inf (first at frame {f}, {arkit.ARKIT_NAMES[k]})")
-    try:
-        fps = float(fps)
-    except (TypeError, ValueError):
-        raise ValueError(f"fps must be a number, got {fps!r}") from None
-    if not (np.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive number, got {fps}")
+    w, fps = arkit.check_weight_track(weights, fps)
+    w = w.astype(np.float32)
     n = len(w)
     r = None
     if rotations is not None:
