@@ -168,3 +168,37 @@ def test_landmarks_without_iris_rows_and_camera_presets(rig, actor):
     assert s.tracked
     lost = FaceState()
     assert np.allclose(lost.euler(), 0)  # a lost state faces the camera, not away from it
+
+
+def _truedepth_frame(name):
+    """A real iPhone TrueDepth photo (8-bit disparity, see ../shared/data/SOURCES.md) as a facecap Frame."""
+    import json
+
+    from conftest import shared_path
+    from PIL import Image
+
+    from facecap import Intrinsics
+
+    meta = json.loads(shared_path("truedepth_rgbd", f"{name}_meta.json").read_text())
+    v = np.asarray(Image.open(shared_path("truedepth_rgbd", f"{name}_depth_640x480_8bit.png")), np.float64)
+    rep = meta["heif_depth_representation"]
+    depth = (1.0 / (rep["d_min"] + v / 255.0 * (rep["d_max"] - rep["d_min"]))).astype(np.float32)
+    fx, fy, cx, cy = meta["fx_fy_cx_cy_scaled_to_depth"]
+    intr = Intrinsics(depth.shape[1], depth.shape[0], fx, fy, cx, cy)
+    return Frame(depth=depth, depth_intrinsics=intr)
+
+
+def test_a_real_face_is_acquired_from_real_depth(rig):
+    """Acquisition from depth alone on a real person (frontal TrueDepth photo, face ~0.32 m away)."""
+    frame = _truedepth_frame("iphone14_truedepth_face_frontal")
+    tr = Tracker(rig=rig, intrinsics=frame.depth_intrinsics, config=TrackerConfig(depth_noise_1m=0.03))
+    s = tr.track(frame)
+    assert s.tracked and s.quality > 0.4
+    yaw, pitch, roll = np.degrees(s.euler())
+    assert abs(yaw) < 10 and abs(pitch) < 15 and abs(roll) < 10  # the person looks into the camera
+    assert (
+        0.35 < s.translation[2] < 0.5 and abs(s.translation[0]) < 0.05
+    )  # rig origin behind a face at ~0.32 m
+    # a head thrown far back (beyond the tracker's +-30 deg range) must not crash; lost or tracked is fine
+    extreme = tr.track(_truedepth_frame("iphone14_truedepth_face_chin_up"))
+    assert extreme.weights.shape == (52,) and np.isfinite(extreme.weights).all()
