@@ -393,7 +393,7 @@ def fit_frame(
     nr = w_normals = None
     for it in range(params.iterations):
         xr = model.vertices(w)
-        if nr is None or np.abs(w - w_normals).max() > 0.05:  # normals: only when the shape moved
+        if nr is None or np.abs(w - w_normals).max() > 0.15:  # normals: only when the shape moved a lot
             nr = _vertex_normals(xr, model.tris)
             w_normals = w.copy()
         # the first iterations accept a wider band (the warm start may be a few mm off), then tighten
