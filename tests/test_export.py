@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from conftest import LIVELINK_TAKES, shared_path
 from scipy.spatial.transform import Rotation
 from test_take import synthetic_states
 
@@ -25,16 +25,6 @@ from facecap.export import (
 from facecap.pose import FRONTAL, head_euler
 from facecap.rig import Rig
 from facecap.take import Take, TakeRecorder, load_take
-
-LIVELINK_TAKES = (
-    "livelinkface_MySlate_3_JMTechArt.csv",
-    "livelinkface_alexdjulin_S07-001.csv",
-    "livelinkface_alexdjulin_S88-001.csv",
-    "livelinkface_alexdjulin_alex_rom_3.csv",
-    "livelinkface_alexdjulin_alex_rom_4.csv",
-    "livelinkface_alexdjulin_apfel.csv",
-    "livelinkface_alexdjulin_facial.csv",
-)
 
 
 def small_rig(n: int = 8, seed: int = 0) -> Rig:

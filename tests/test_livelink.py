@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_path
+from conftest import LIVELINK_TAKES, shared_path
 
 from facecap import arkit
 from facecap.livelink import (
@@ -16,19 +16,10 @@ from facecap.livelink import (
     write_csv,
 )
 
-TAKES = [
-    "livelinkface_MySlate_3_JMTechArt.csv",
-    "livelinkface_alexdjulin_S07-001.csv",
-    "livelinkface_alexdjulin_S88-001.csv",
-    "livelinkface_alexdjulin_alex_rom_3.csv",
-    "livelinkface_alexdjulin_alex_rom_4.csv",
-    "livelinkface_alexdjulin_apfel.csv",
-    "livelinkface_alexdjulin_facial.csv",
-]
 LOST = {"livelinkface_alexdjulin_S88-001.csv": 277, "livelinkface_alexdjulin_apfel.csv": 35}
 
 
-@pytest.mark.parametrize("name", TAKES)
+@pytest.mark.parametrize("name", LIVELINK_TAKES)
 def test_real_takes_read_and_round_trip(name, tmp_path):
     src = shared_path("arkit_blendshape_takes", name)
     take = read_csv(src)

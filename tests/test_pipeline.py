@@ -6,15 +6,11 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from conftest import shared_path
-from pythonosc import osc_server
-from pythonosc.dispatcher import Dispatcher
+from conftest import osc_receiver, shared_path
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 
@@ -27,7 +23,6 @@ from facecap.take import load_take
 
 N = 20
 FPS = 30
-WAIT = 3.0
 PERFECT_SYNC = {arkit.pascal_name(n) for n in arkit.ARKIT_NAMES}
 
 
@@ -51,49 +46,6 @@ def recording(tmp_path_factory, rig):
     n = write_recording(path, (f for f, _ in actor.frames(w, R, t, fps=FPS)), fps=FPS)
     assert n == N
     return path
-
-
-class _Recorder(Dispatcher):
-    """Keeps every raw datagram in arrival order (decoded by the tests)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.datagrams: list[bytes] = []
-        self.cond = threading.Condition()
-        self.set_default_handler(lambda *a: None)
-
-    def call_handlers_for_packet(self, data, client_address):
-        with self.cond:
-            self.datagrams.append(bytes(data))
-            self.cond.notify_all()
-        return super().call_handlers_for_packet(data, client_address)
-
-    def messages(self, address: str, until: int, timeout: float = WAIT) -> list[OscMessage]:
-        """All messages so far, after waiting until ``until`` messages with ``address`` arrived."""
-
-        def msgs():
-            out = []
-            for d in self.datagrams:
-                out += list(OscBundle(d)) if OscBundle.dgram_is_bundle(d) else [OscMessage(d)]
-            return out
-
-        with self.cond:
-            self.cond.wait_for(lambda: sum(m.address == address for m in msgs()) >= until, timeout=timeout)
-            return msgs()
-
-
-@contextmanager
-def osc_receiver():
-    rec = _Recorder()
-    server = osc_server.ThreadingOSCUDPServer(("127.0.0.1", 0), rec)
-    th = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    th.start()
-    try:
-        yield server.server_address[1], rec
-    finally:
-        server.shutdown()
-        server.server_close()
-        th.join(WAIT)
 
 
 def free_port() -> int:

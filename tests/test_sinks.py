@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from pythonosc import osc_server
-from pythonosc.dispatcher import Dispatcher
+from conftest import osc_receiver
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from pythonosc.parsing import osc_types
@@ -58,41 +56,6 @@ def make_state(seed: int = 0, *, tracked: bool = True, yaw=0.2, pitch=-0.1, roll
         index=40 + seed,
         rms_mm=1.25,
     )
-
-
-class _Recorder(Dispatcher):
-    """Keeps every raw datagram (python-osc decodes them later) in arrival order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.datagrams: list[bytes] = []
-        self.cond = threading.Condition()
-
-    def call_handlers_for_packet(self, data, client_address):
-        with self.cond:
-            self.datagrams.append(bytes(data))
-            self.cond.notify_all()
-        return super().call_handlers_for_packet(data, client_address)
-
-    def wait(self, n: int, timeout: float = WAIT) -> list[bytes]:
-        with self.cond:
-            self.cond.wait_for(lambda: len(self.datagrams) >= n, timeout=timeout)
-            return list(self.datagrams)
-
-
-@contextmanager
-def osc_receiver():
-    rec = _Recorder()
-    rec.set_default_handler(lambda *a: None)
-    server = osc_server.BlockingOSCUDPServer(("127.0.0.1", 0), rec)
-    th = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    th.start()
-    try:
-        yield server.server_address[1], rec
-    finally:
-        server.shutdown()
-        server.server_close()
-        th.join(WAIT)
 
 
 @contextmanager
