@@ -66,8 +66,9 @@ def facecap_fps(path: Path) -> tuple[float, int]:
 
 def raw_pipeline_fps(path: Path) -> tuple[float, int]:
     """pyrealsense2 alone: pipeline playback with real time off, frames fetched but not converted."""
-    import pyrealsense2 as rs
+    from facecap.camera_access import import_pyrealsense2
 
+    rs = import_pyrealsense2()
     cfg = rs.config()
     cfg.enable_device_from_file(str(path), repeat_playback=False)
     pipe = rs.pipeline()

@@ -290,14 +290,19 @@ def _cmd_play(args: argparse.Namespace) -> int:
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
+    from .camera_access import access_problem, usb_cameras
     from .realsense import NO_CAMERA_HELP, list_devices
 
     devices = list_devices()
+    # a camera the USB bus shows but librealsense did not list: usually missing udev rules
+    problem = None if devices else access_problem(usb_cameras())
     if args.json:
         print(json.dumps(devices, indent=2))
+        if problem:
+            print(problem, file=sys.stderr)
         return 0
     if not devices:
-        print(NO_CAMERA_HELP)
+        print(problem or NO_CAMERA_HELP)
         return 0
     for d in devices:
         usb = d["usb_type"] or "?"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import atexit
 import errno
-import functools
 import gc
 import math
 import os
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .camera_access import import_pyrealsense2
 from .frames import Extrinsics, Frame, Intrinsics
 
 NO_CAMERA_HELP = "no RealSense camera connected (check the USB 3 cable, udev rules, `rs-enumerate-devices`)"
@@ -64,17 +64,9 @@ class RecordingError(ValueError):
     """A recording that cannot be read: corrupt, truncated, not a RealSense file, or without depth."""
 
 
-@functools.cache
 def _rs():
-    """The ``pyrealsense2`` module, imported on first use; a failed import says how to fix it."""
-    try:
-        import pyrealsense2 as rs
-    except ImportError as e:  # pragma: no cover - depends on the machine
-        raise ImportError(
-            f"pyrealsense2 failed to import ({e}). Install it with `pip install pyrealsense2`; on Linux it "
-            "also needs the system library libusb-1.0 (`apt-get install libusb-1.0-0`)."
-        ) from e
-    return rs
+    """The ``pyrealsense2`` module (libusb preloaded from a wheel when the system has none)."""
+    return import_pyrealsense2()
 
 
 # --- conversions between pyrealsense2 and facecap types ------------------------------------------------

@@ -18,11 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("pyrealsense2")
-
-from facecap import cli  # noqa: E402
-from facecap import realsense as rsrc  # noqa: E402
-from facecap.frames import Extrinsics, Frame, Intrinsics  # noqa: E402
+from facecap import cli
+from facecap import realsense as rsrc
+from facecap.frames import Extrinsics, Frame, Intrinsics
 from facecap.realsense import (  # noqa: E402
     NO_CAMERA_HELP,
     LiveSource,

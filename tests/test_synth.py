@@ -583,7 +583,6 @@ def test_rig_preview_png(rig, tmp_path):
 
 
 def test_cli_synth_writes_recording_and_truth(rig, tmp_path):
-    pytest.importorskip("pyrealsense2")
     from facecap.cli import main
     from facecap.realsense import read_recording
 

@@ -379,7 +379,6 @@ def test_ctrl_c_finalises_the_take(tmp_path):
 
 # ----------------------------------------------------------------------------------------- raw RGB-D
 def test_raw_rgbd_is_written_beside_the_take(tmp_path):
-    pytest.importorskip("pyrealsense2")
     from facecap.frames import Frame, Intrinsics
     from facecap.realsense import read_recording
 
