@@ -468,6 +468,43 @@ def fit_frame(
     return FitResult(R, t, w, inl, len(model.sample), rms)
 
 
+def robust_energy(
+    model: MaskModel,
+    depth: np.ndarray,
+    intr: tuple[float, float, float, float],
+    R: np.ndarray,
+    t: np.ndarray,
+    w: np.ndarray,
+    params: FitParams,
+    *,
+    buffers: _Buffers | None = None,
+    cap: float = 3.0,
+) -> float:
+    """Robust depth energy of one pose and expression, for choosing among fits of the same frame.
+
+    Each sampled mask vertex costs ``min((r / sigma)^2, cap^2)`` for its point-to-plane residual ``r``
+    and ``cap^2`` when it has no correspondence (off the image, no depth, a depth edge, facing away or
+    farther than ``params.max_dist``), so a fit cannot lower its energy by losing data. Arguments as for
+    :func:`fit_frame`.
+
+    Returns
+    -------
+    float, mean cost per sampled vertex (dimensionless; 0 = perfect fit, ``cap^2`` = nothing matched).
+    """
+    fx, fy, cx, cy = intr
+    buf = buffers or _Buffers(len(model.sample))
+    xr = model.vertices(w)
+    nr = _vertex_normals(xr, model.tris)
+    m = _icp_rows(
+        xr, nr, model.sample, R, t, depth, fx, fy, cx, cy, model.BT, params.max_dist,
+        float(np.cos(np.radians(params.max_normal_deg))), max(params.edge_tol, 3.0 * params.sigma),
+        0.0, 1.0 / params.sigma, params.huber, buf.J, buf.r, buf.raw,
+    )  # fmt: skip
+    z2 = (buf.raw[:m] / params.sigma) ** 2
+    n = max(len(model.sample), 1)
+    return float((np.minimum(z2, cap * cap).sum() + cap * cap * (len(model.sample) - m)) / n)
+
+
 def _add_landmarks(H, g, model, xr, R, t, w, landmarks, intr, params) -> None:
     """Add 2-D landmark reprojection rows to the normal equations (in place)."""
     uv, conf, ltris, lbary = landmarks

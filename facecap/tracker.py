@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import arkit, pose
-from .fit import FitParams, MaskModel, _Buffers, fit_frame, rodrigues
+from .fit import FitParams, MaskModel, _Buffers, fit_frame, robust_energy, rodrigues
 from .frames import Frame, Intrinsics
 from .rig import Rig, load_rig
 from .state import FaceState
@@ -25,6 +25,10 @@ from .state import FaceState
 # (z^2 * 0.08 px / (f * baseline) * 2, DESIGN.md §3: measured noise runs 3-5x the floor); the margin
 # stands for the spatial correlation of stereo depth (neighbouring pixels are not independent).
 DEPTH_NOISE_1M = {"d415": 0.0083, "d435": 0.0136}
+
+# Start hypotheses of the expression stage of acquisition (weights by name; the rest start at 0): a
+# closed, a half-open and a wide-open jaw. The fit with the lowest robust energy is kept.
+ACQUIRE_STARTS: tuple[dict[str, float], ...] = ({}, {"jawOpen": 0.35}, {"jawOpen": 0.7})
 
 # Gaze from the eyeLook weights: a full eyeLook shape is about this rotation (radians).
 EYE_LOOK_RANGE = np.radians(30.0)
@@ -313,25 +317,28 @@ class Tracker:
                 best = res
             if best.quality > 0.6:
                 break
-        # expressions: coarse (wide band, so a face already mid-expression is followed) then fine
-        res = self._fit(
-            depth,
-            intr,
-            lmk,
-            replace(fit, max_dist=0.025, iterations=8),
-            R=best.rotation,
-            t=best.translation,
-            w=np.zeros(arkit.NUM_SHAPES),
-        )
-        res = self._fit(
-            depth,
-            intr,
-            lmk,
-            replace(fit, iterations=fit.iterations + 2),
-            R=res.rotation,
-            t=res.translation,
-            w=res.weights,
-        )
+        # expressions, from several starts: from one start alone the coarse stage falls into a
+        # mouthClose/jawOpen local minimum on about half of the noise draws of a frame whose mouth is
+        # open; that basin fits worse, so the lowest robust energy picks the right one
+        res, energy = None, np.inf
+        for start in ACQUIRE_STARTS:
+            w0 = np.zeros(arkit.NUM_SHAPES)
+            for name, value in start.items():
+                w0[arkit.INDEX[name]] = value
+            r = self._fit(
+                depth, intr, lmk, replace(fit, max_dist=0.025, iterations=8),
+                R=best.rotation, t=best.translation, w=w0,
+            )  # fmt: skip
+            r = self._fit(
+                depth, intr, lmk, replace(fit, iterations=fit.iterations + 2),
+                R=r.rotation, t=r.translation, w=r.weights,
+            )  # fmt: skip
+            e = robust_energy(
+                self.model, depth, (intr.fx, intr.fy, intr.cx, intr.cy), r.rotation, r.translation,
+                r.weights, fit, buffers=self._buf,
+            )  # fmt: skip
+            if e < energy:
+                res, energy = r, e
         return res if self._accept(res) else None
 
 

@@ -32,28 +32,94 @@ def _track_still(rig, frame, n=4, config=None):
     return s
 
 
-@pytest.mark.parametrize("noise", [False, True])
-def test_recovers_pose_and_weights(rig, noise):
-    actor = SyntheticActor(rig, camera="d415", distance=0.6, seed=5, noise=noise)
-    w = _weights(jawOpen=0.5, mouthSmileLeft=0.6, eyeBlinkRight=0.8, browInnerUp=0.4)
-    R = pose.from_euler(0.25, -0.1, 0.05)
-    t = np.array([0.01, -0.015, 0.62])
+HELD = {"jawOpen": 0.5, "mouthSmileLeft": 0.6, "eyeBlinkRight": 0.8, "browInnerUp": 0.4}
+VISIBLE = [arkit.INDEX[n] for n in arkit.ARKIT_NAMES if not n.startswith("eyeLook") and n != "tongueOut"]
+
+
+def _recover(rig, seed, noise, R, t):
+    """Track 8 copies of one rendered frame; (state, weight MAE over the visible shapes)."""
+    actor = SyntheticActor(rig, camera="d415", distance=0.6, seed=seed, noise=noise)
+    w = _weights(**HELD)
     # the fit's priors assume the sensor's noise level: tell it how clean the clean images are
     config = TrackerConfig.for_camera("d415") if noise else TrackerConfig(depth_noise_1m=0.0015)
     s = _track_still(rig, actor.render(w, R, t), n=8, config=config)
-    assert s.tracked
-    assert pose.rotation_angle_deg(s.rotation, R) < (0.3 if not noise else 0.8)
-    assert np.linalg.norm(s.translation - t) < (0.0005 if not noise else 0.0015)
-    vis = [arkit.INDEX[n] for n in arkit.ARKIT_NAMES if not n.startswith("eyeLook") and n != "tongueOut"]
-    err = np.abs(s.weights - w)[vis]
-    assert err.mean() < (0.01 if not noise else 0.04)
-    for name, value in (
-        ("jawOpen", 0.5),
-        ("mouthSmileLeft", 0.6),
-        ("eyeBlinkRight", 0.8),
-        ("browInnerUp", 0.4),
-    ):
-        assert abs(s.weights[arkit.INDEX[name]] - value) < (0.05 if not noise else 0.25), name
+    return s, float(np.abs(s.weights - w)[VISIBLE].mean())
+
+
+def test_recovers_pose_and_weights_clean():
+    rig = load_rig()
+    for k in range(4):  # a few poses around a turned, tilted head: none may sit on a basin boundary
+        R = pose.from_euler(0.25 - 0.03 * k, -0.1 + 0.02 * k, 0.05)
+        t = np.array([0.01, -0.015 + 0.002 * k, 0.62])
+        s, mae = _recover(rig, 5, False, R, t)
+        assert s.tracked
+        assert pose.rotation_angle_deg(s.rotation, R) < 0.3
+        assert np.linalg.norm(s.translation - t) < 0.0005
+        assert mae < 0.01, k
+        for name, value in HELD.items():
+            assert abs(s.weights[arkit.INDEX[name]] - value) < 0.05, (k, name)
+
+
+def test_recovers_pose_and_weights_over_noise_seeds():
+    """D415 noise at 0.6 m, 20 noise draws of one held expression: asserted over the distribution.
+
+    From a single start, acquisition fell into a mouthClose/jawOpen local minimum on 10 of these 20
+    draws (MAE 0.06-0.15); the start hypotheses keep the lowest-energy basin (0/20, max MAE 0.031 here).
+    """
+    rig = load_rig()
+    R = pose.from_euler(0.25, -0.1, 0.05)
+    t = np.array([0.01, -0.015, 0.62])
+    maes, rot, trans, held = [], [], [], []
+    for seed in range(20):
+        s, mae = _recover(rig, seed, True, R, t)
+        assert s.tracked, seed
+        maes.append(mae)
+        rot.append(pose.rotation_angle_deg(s.rotation, R))
+        trans.append(np.linalg.norm(s.translation - t))
+        held.append([s.weights[arkit.INDEX[n]] for n in HELD])
+    maes = np.array(maes)
+    assert np.count_nonzero(maes < 0.04) >= 19, np.round(maes, 3)
+    assert np.median(maes) < 0.03, np.round(maes, 3)
+    assert np.median(rot) < 0.8 and np.median(trans) < 0.0015
+    held = np.array(held)
+    # the jaw decides the basin: every draw must find it
+    assert np.count_nonzero(np.abs(held[:, 0] - HELD["jawOpen"]) < 0.1) >= 19, held[:, 0]
+    # the other held shapes are all seen; the L1 prior still shrinks them (median gain 0.55-0.9 here)
+    for k, (name, value) in enumerate(HELD.items()):
+        assert 0.4 * value < np.median(held[:, k]) < value + 0.1, (name, held[:, k])
+
+
+def test_every_acquisition_start_tracks_and_the_lowest_energy_wins(monkeypatch):
+    from facecap import tracker as tracker_mod
+    from facecap.fit import robust_energy
+
+    rig = load_rig()
+    actor = SyntheticActor(rig, camera="d415", distance=0.6, seed=1, noise=True)
+    R, t = pose.from_euler(0.25, -0.1, 0.05), np.array([0.01, -0.015, 0.62])
+    frame = actor.render(_weights(**HELD), R, t)
+    intr = frame.depth_intrinsics
+    cfg = TrackerConfig.for_camera("d415")
+
+    def energy(state, tr):
+        p = tr._params(float(state.translation[2]))
+        return robust_energy(tr.model, frame.depth, (intr.fx, intr.fy, intr.cx, intr.cy), state.rotation,
+                             state.translation, state.weights.astype(np.float64), p)  # fmt: skip
+
+    single = []
+    for start in tracker_mod.ACQUIRE_STARTS:
+        monkeypatch.setattr(tracker_mod, "ACQUIRE_STARTS", (start,))
+        tr = Tracker(rig=rig, intrinsics=intr, config=cfg)
+        s = tr.track(frame)
+        assert s.tracked, start
+        single.append((energy(s, tr), s))
+    monkeypatch.undo()
+    tr = Tracker(rig=rig, intrinsics=intr, config=cfg)
+    s = tr.track(frame)
+    best = min(single, key=lambda es: es[0])[1]
+    np.testing.assert_allclose(s.weights, best.weights, atol=1e-6)
+    # this draw is one where the closed-jaw start alone lands in the mouthClose basin
+    assert single[0][1].weights[arkit.INDEX["mouthClose"]] > 0.5
+    assert s.weights[arkit.INDEX["mouthClose"]] < 0.2 and abs(s.weights[arkit.INDEX["jawOpen"]] - 0.5) < 0.15
 
 
 def test_weights_stay_in_bounds_and_state_is_well_formed(rig, actor):
