@@ -1,6 +1,7 @@
 """Tracker accuracy and speed against ground truth, beside baselines run in the same process.
 
-    python bench/bench_tracker.py [--frames N] [--quick] [--only synthetic,takes,ict,speed] [--out FILE.json]
+    python bench/bench_tracker.py [--frames N] [--quick] [--only synthetic,takes,ict,speed,acquisition]
+                                  [--out FILE.json]
 
 Sections (JSON on stdout):
 - synthetic: the built-in rig's actor (procedural expressions, head motion up to +-20 deg) tracked with the
@@ -10,6 +11,8 @@ Sections (JSON on stdout):
   tracked with the generic rig; MediaPipe's own blendshapes on the same rendered color frames as the peer.
 - speed: median per-frame fit time while tracking (decode excluded) and, on the same frames, Open3D's
   point-to-plane ICP (registration_icp) for the rigid part: ratio of times and of pose errors.
+- acquisition: one held expression over 20 noise draws, acquired from the three start hypotheses and, as
+  the baseline, from a single closed-jaw start: failures, MAE and acquisition time.
 """
 
 from __future__ import annotations
@@ -224,11 +227,54 @@ def speed(rig, n, seed=0):
     }
 
 
+def acquisition(rig, n, seed=0):
+    """Acquisition of one held expression (jaw half open, smile, blink, brows) over 20 D415 noise draws:
+    the three start hypotheses against a single closed-jaw start (the baseline), same frames."""
+    from facecap import tracker as tracker_mod
+
+    held = {"jawOpen": 0.5, "mouthSmileLeft": 0.6, "eyeBlinkRight": 0.8, "browInnerUp": 0.4}
+    w = np.zeros(52)
+    for k, v in held.items():
+        w[arkit.INDEX[k]] = v
+    R, t = pose.from_euler(0.25, -0.1, 0.05), np.array([0.01, -0.015, 0.62])
+    vis = [arkit.INDEX[k] for k in arkit.ARKIT_NAMES if not k.startswith("eyeLook") and k != "tongueOut"]
+    frames = [SyntheticActor(rig, camera="d415", distance=0.6, seed=s, noise=True).render(w, R, t)
+              for s in range(seed, seed + 20)]  # fmt: skip
+    cfg = TrackerConfig.for_camera("d415")
+    out = {}
+    default = tracker_mod.ACQUIRE_STARTS
+    for label, starts in (("three_starts", default), ("single_start_baseline", default[:1])):
+        tracker_mod.ACQUIRE_STARTS = starts
+        try:
+            maes, ms = [], []
+            for f in frames:
+                tr = Tracker(rig=rig, intrinsics=f.depth_intrinsics, config=cfg)
+                tr.track(f)  # acquisition
+                ms.append(tr.last_fit_ms)
+                for _ in range(7):
+                    s = tr.track(f)
+                maes.append(float(np.abs(s.weights - w)[vis].mean()))
+        finally:
+            tracker_mod.ACQUIRE_STARTS = default
+        maes = np.array(maes)
+        out[label] = {
+            "draws": len(maes),
+            "failures_mae_over_0.04": int((maes > 0.04).sum()),
+            "mae_median": round(float(np.median(maes)), 4),
+            "mae_max": round(float(maes.max()), 4),
+            "acquire_ms_median": round(float(np.median(ms[1:])), 2),
+        }
+    out["cost_ratio"] = round(
+        out["three_starts"]["acquire_ms_median"] / out["single_start_baseline"]["acquire_ms_median"], 2
+    )
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--quick", action="store_true", help="60 frames per run (smoke test)")
-    ap.add_argument("--only", default="synthetic,takes,ict,speed")
+    ap.add_argument("--only", default="synthetic,takes,ict,speed,acquisition")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args(argv)
     n = 60 if args.quick else args.frames
@@ -236,7 +282,13 @@ def main(argv=None) -> int:
     res = {"bench": "tracker", "frames_per_run": n}
     for part in args.only.split(","):
         t0 = time.perf_counter()
-        res[part] = {"synthetic": synthetic, "takes": takes, "ict": ict, "speed": speed}[part](rig, n)
+        res[part] = {
+            "synthetic": synthetic,
+            "takes": takes,
+            "ict": ict,
+            "speed": speed,
+            "acquisition": acquisition,
+        }[part](rig, n)
         res[part]["seconds"] = round(time.perf_counter() - t0, 1)
         print(f"[{part} done in {res[part]['seconds']} s]", file=sys.stderr)
     text = json.dumps(res, indent=2)
