@@ -5,7 +5,9 @@
     python examples/livelink_decoder.py --port 11111 --packets 20
     # elsewhere: sink = facecap.sinks.open_sink("livelink://127.0.0.1:11111")
 
-Each packet is decoded with :func:`facecap.sinks.decode_livelink_packet` and printed on one line.
+Each packet is decoded with :func:`facecap.sinks.decode_livelink_packet` and printed on one line. Angles are
+printed as sent, in Live Link's convention (:mod:`facecap.livelink`): yaw > 0 toward the subject's right,
+pitch > 0 down, roll the opposite of facecap's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import time
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description="Listen for Live Link Face UDP packets (version 6) and print subject, frame time, head "
-        "and eye angles and the strongest blendshapes of each.",
+        "and eye angles (degrees, Live Link's signs: yaw > 0 toward the subject's right, pitch > 0 down) "
+        "and the strongest blendshapes of each.",
         epilog="example: python examples/livelink_decoder.py --port 11111 --packets 20 --top 4",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all interfaces)")

@@ -456,7 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Send a recorded take frame by frame, at its own pace, to one or more receivers. "
         "URLs: vmc://host:39539 (VSeeFace, Warudo, VMagicMirror), osc://host:9000 (facecap's OSC namespace), "
         "facecap://host:8080 (Face Cap OSC: Blender AddRoutes, Faceit), livelink://host:11111 (Unreal). "
-        "Options ride in the query string, e.g. vmc://127.0.0.1?vrm0=1 adds VRM0 preset clips.",
+        "Options ride in the query string, e.g. vmc://127.0.0.1?vrm0=1 adds VRM0 preset clips; "
+        "vmc://127.0.0.1?head_offset=0,0.09,0.01 sets the Head Bone/Pos (the avatar's Neck->Head rest "
+        "offset, metres, default 0,0.08,0) and &head_position=relative adds head motion on top of it. "
+        "Units and signs per receiver: see the README's output table.",
         epilog="examples:\n  facecap stream takes/take1 --to vmc://127.0.0.1:39539\n"
         "  facecap stream take.csv --to livelink://192.168.1.20 --to osc://127.0.0.1:9000 --loop",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -5,8 +5,10 @@ format              suffix                         what is written
 ==================  =============================  ===========================================================
 ``livelink-csv``    ``.csv`` (``.livelink.csv``)   Live Link Face CSV (:func:`facecap.livelink.write_csv`):
                                                    the app's exact 63-column header and order, head
-                                                   angles from :func:`facecap.pose.head_euler`, eye
-                                                   yaw/pitch from gaze, face-lost frames as
+                                                   angles (:func:`facecap.pose.head_euler`) and eye
+                                                   yaw/pitch (gaze) in Live Link's convention
+                                                   (:func:`facecap.livelink.to_livelink_angles`: yaw
+                                                   and roll negated), face-lost frames as
                                                    ``Timecode,0`` rows
 ``glb``/``gltf``    ``.glb``/``.gltf``             rig mesh + morph-weight and head-node animation
                                                    (:func:`facecap.gltf.export_animation`)
@@ -159,17 +161,19 @@ def _f32_list(a: np.ndarray) -> list:
 def to_livelink(take: Take):
     """The take as a :class:`facecap.livelink.LiveLinkTake`.
 
-    Head angles come from the rotations and eye yaw/pitch from ``gaze`` (eye roll 0). A take imported
-    from Live Link keeps its original angle columns (``take.extra``) wherever they still agree with the
-    rotations/gaze to 1e-6 rad, so an import -> export round trip is identical. Timecodes already in
-    Live Link's ``HH:MM:SS:FF.fff`` spelling are kept; others are rewritten at Live Link's 60 fps
-    timecode rate from the take's start timecode and timestamps.
+    Head angles come from the rotations (:meth:`Take.head_euler`) and eye yaw/pitch from ``gaze`` (eye
+    roll 0), both turned into Live Link's convention by :func:`facecap.livelink.to_livelink_angles`
+    (HeadYaw/LeftEyeYaw > 0 toward the subject's right, pitch > 0 down, roll negated). A take imported
+    from Live Link keeps its original angle columns (``take.extra``, Live Link convention) wherever they
+    still agree with the rotations/gaze to 1e-6 rad, so an import -> export round trip is identical.
+    Timecodes already in Live Link's ``HH:MM:SS:FF.fff`` spelling are kept; others are rewritten at Live
+    Link's 60 fps timecode rate from the take's start timecode and timestamps.
     """
-    from .livelink import LiveLinkTake, format_timecode, parse_timecode
+    from .livelink import LiveLinkTake, format_timecode, parse_timecode, to_livelink_angles
 
     n = len(take)
     tr = take.tracked
-    head = take.head_euler() if n else np.zeros((0, 3))
+    head = to_livelink_angles(take.head_euler() if n else np.zeros((0, 3)))
     raw = take.extra.get("head_euler")
     if raw is not None and np.shape(raw) == (n, 3):
         raw = np.asarray(raw, dtype=np.float64)
@@ -177,10 +181,11 @@ def to_livelink(take: Take):
         head = np.where(ok[:, None], raw, head)
     eyes = np.zeros((n, 2, 3))
     eyes[:, :, :2] = take.gaze
+    eyes = to_livelink_angles(eyes)
     raw = take.extra.get("eye_euler")
     if raw is not None and np.shape(raw) == (n, 2, 3):
         raw = np.asarray(raw, dtype=np.float64)
-        ok = np.isfinite(raw).all((1, 2)) & (np.abs(raw[:, :, :2] - take.gaze) <= 1e-6).all((1, 2))
+        ok = np.isfinite(raw).all((1, 2)) & (np.abs(raw[:, :, :2] - eyes[:, :, :2]) <= 1e-6).all((1, 2))
         eyes = np.where(ok[:, None, None], raw, eyes)
     timecodes = list(take.timecodes)
     tc_rate = int(take.meta.get("timecode_rate") or LIVELINK_TIMECODE_RATE)

@@ -8,7 +8,33 @@ A take file has one header line and one row per captured frame::
 
 Timecodes are SMPTE-style ``HH:MM:SS:FF.fff`` at a *timecode* rate (60 in every real take we have seen)
 where ``FF.fff`` is the frame number with a sub-frame fraction; a 30 fps capture therefore steps the
-frame field by 2. The UDP packet to Unreal lives in its own module; this one only does files.
+frame field by 2. The UDP packet to Unreal lives in :mod:`facecap.sinks`; this module does files and
+the angle convention both share.
+
+Angles: the one Live Link rule
+------------------------------
+Live Link's head and eye angles (HeadYaw/Pitch/Roll, LeftEyeYaw/Pitch/Roll, RightEye...) are radians in
+one convention for head and eyes alike: **yaw and roll are facecap's negated, pitch is facecap's**
+(:mod:`facecap.pose`: yaw > 0 toward the subject's left, pitch > 0 face down, roll > 0 counter-clockwise
+in the camera image). So in Live Link
+
+- yaw > 0 turns the head / looks toward the subject's *right* (the Right-named side),
+- pitch > 0 tilts the head / looks down,
+- roll > 0 tilts the head clockwise in the camera image (top of the head toward the subject's left).
+
+Equivalently, they are the yaw-pitch-roll angles of the rotation seen in a left-right mirrored frame
+(``diag(-1, 1, 1) R_v diag(-1, 1, 1)`` with ``R_v`` of :mod:`facecap.pose`), which is why the mapping is
+an involution. Why: Unreal's Apple ARKit face support converts the head and both eye transforms with
+one routine which, on top of its ARKit -> Unreal axis conversion, negates yaw and roll and not pitch.
+The 7 real iPhone takes in ``../shared/data`` confirm it for the eyes: LeftEyeYaw and RightEyeYaw
+correlate -0.98 ... -1.00 with looking toward the subject's left (eyeLookOutLeft / eyeLookInRight minus
+their opposites), eye pitch +1.00 with eyeLookDown - eyeLookUp (``tests/test_livelink.py`` derives the
+signs from them). Their head columns are all zero; the head goes through the same routine.
+
+:func:`to_livelink_angles` and :func:`from_livelink_angles` are the only place this rule lives; the UDP
+encoder (:func:`facecap.sinks.encode_livelink_packet`), the CSV export
+(:func:`facecap.export.to_livelink`) and the CSV import (:meth:`facecap.take.Take.from_livelink`) all
+call them. :class:`LiveLinkTake` holds angles in Live Link's convention, as in the file.
 """
 
 from __future__ import annotations
@@ -35,9 +61,41 @@ LIVELINK_COLUMNS: tuple[str, ...] = (
 # CSV column j (of the 52 shapes) holds canonical shape _CANON_OF_COL[j]; derived through from_order so
 # this module cannot drift from the order table in facecap.arkit.
 _COL_OF_CANON = np.rint(arkit.from_order(np.arange(52, dtype=np.float32), "livelink_csv")).astype(np.intp)
+LIVELINK_ANGLE_SIGNS = np.array([-1.0, 1.0, -1.0])
+"""Live Link (yaw, pitch, roll) = facecap (yaw, pitch, roll) * these signs (see the module docstring)."""
+
 _STANDARD_RATES = (24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 90.0, 120.0)
 _TIMECODE_RATES = (24, 25, 30, 48, 50, 60, 120)
 _DAY = 86400.0
+
+
+# --------------------------------------------------------------------------------------------- angles
+def to_livelink_angles(yaw_pitch_roll) -> np.ndarray:
+    """Head or eye angles from facecap's convention to Live Link's (yaw and roll negated, pitch kept).
+
+    Parameters
+    ----------
+    yaw_pitch_roll : (..., 3) float, radians
+        :mod:`facecap.pose` convention (yaw > 0 toward the subject's left, pitch > 0 down, roll > 0
+        counter-clockwise in the camera image); eyes use roll 0 when they have none.
+
+    Returns
+    -------
+    (..., 3) float64, radians, Live Link convention (yaw > 0 toward the subject's right, pitch > 0
+    down); a new array, never ``-0.0`` (so a CSV never prints ``-0.0000000000``).
+    """
+    a = np.asarray(yaw_pitch_roll, dtype=np.float64)
+    if a.ndim == 0 or a.shape[-1] != 3:
+        raise ValueError(f"angles must be (..., 3) yaw, pitch, roll in radians, got shape {a.shape}")
+    return a * LIVELINK_ANGLE_SIGNS + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def from_livelink_angles(yaw_pitch_roll) -> np.ndarray:
+    """Head or eye angles (..., 3) radians from Live Link's convention to facecap's.
+
+    The inverse of :func:`to_livelink_angles`, which is its own inverse (an involution).
+    """
+    return to_livelink_angles(yaw_pitch_roll)
 
 
 # --------------------------------------------------------------------------------------------- timecodes
@@ -124,9 +182,9 @@ class LiveLinkTake:
         Canonical ARKit order (``facecap.arkit.ARKIT_NAMES``), the file's values unchanged (real takes hold
         values slightly outside [0, 1]). NaN on face-lost rows; :meth:`held` fills them.
         float64 so that :func:`write_csv` reproduces the file's digits exactly.
-    head : (N, 3) float64, radians
+    head : (N, 3) float64, radians, Live Link convention (module docstring)
         HeadYaw, HeadPitch, HeadRoll (NaN on face-lost rows).
-    eyes : (N, 6) float64, radians
+    eyes : (N, 6) float64, radians, Live Link convention
         LeftEyeYaw, LeftEyePitch, LeftEyeRoll, RightEyeYaw, RightEyePitch, RightEyeRoll.
     tracked : (N,) bool
         False on face-lost rows (``Timecode,0``).
@@ -190,8 +248,8 @@ class LiveLinkTake:
         ----------
         weights : (N, 52) float, canonical order
         fps : float, capture rate
-        head : (N, 3) float radians, optional (zeros)
-        eyes : (N, 6) float radians, optional (zeros)
+        head : (N, 3) float radians, Live Link convention, optional (zeros)
+        eyes : (N, 6) float radians, Live Link convention, optional (zeros)
         tracked : (N,) bool, optional (all True); untracked rows are written as ``Timecode,0``
         start_seconds : float, time of day of the first frame (seconds since midnight)
         """

@@ -18,7 +18,19 @@ URL                                port     what the receiver gets
 =================================  =======  =========================================================
 
 Options go in the query string or as keyword arguments: ``vmc://127.0.0.1?vrm0=1&eyes=0``,
-``livelink://host?subject=Actor1&fps=30``, ``osc://host?per_shape=1`` (see each sink class).
+``vmc://host?head_offset=0,0.09,0.01&head_position=relative``, ``livelink://host?subject=Actor1&fps=30``,
+``osc://host?per_shape=1`` (see each sink class).
+
+Units and signs each receiver gets
+----------------------------------
+- ``vmc://``: bone rotations local to an avatar facing the viewer, Unity left-handed axes (x right,
+  y up, z forward); Head ``Bone/Pos`` = the Neck -> Head rest offset in metres (``head_offset``,
+  default (0, 0.08, 0)), head motion added only with ``head_position="relative"``.
+- ``facecap://``: ``/HT`` centimetres (x right, y up, z toward the viewer), ``/HR`` degrees (pitch, yaw,
+  roll) and eyes degrees (pitch, yaw), :mod:`facecap.pose` signs.
+- ``osc://``: metres and radians, :mod:`facecap.pose` signs (below).
+- ``livelink://``: radians in Live Link's convention (:mod:`facecap.livelink`): yaw > 0 toward the
+  subject's right, pitch > 0 down, roll negated vs facecap -- for head and eyes alike.
 
 Network trouble never reaches the capture loop: sockets are non-blocking and connected UDP;
 ``ECONNREFUSED`` (nothing listening), ``EHOSTUNREACH``, ``ENETUNREACH``, a full send buffer and an
@@ -60,6 +72,7 @@ import functools
 import inspect
 import logging
 import math
+import re
 import socket
 import struct
 import threading
@@ -74,6 +87,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
 from . import arkit
+from .livelink import to_livelink_angles
 from .pose import FRONTAL
 from .state import FaceState
 
@@ -83,6 +97,11 @@ DEFAULT_PORTS: dict[str, int] = {"vmc": 39539, "osc": 9000, "facecap": 8080, "li
 MAX_UDP_PAYLOAD = 65507
 _DEFAULT_T = np.array([0.0, 0.0, 0.6])
 _FLOAT32_MAX = 3.0e38
+FACECAP_HT_PER_METRE = 100.0
+"""Face Cap ``/HT`` is in centimetres: facecap's metres times this."""
+VMC_HEAD_OFFSET = (0.0, 0.08, 0.0)
+"""Default VMC Head ``Bone/Pos``: the Neck -> Head rest offset of a typical humanoid avatar, metres,
+Unity local axes (see :class:`VMCSink`)."""
 
 
 # ============================================================================================ transport
@@ -547,7 +566,7 @@ class VMCSink(_OscSink):
 
         /VMC/Ext/OK (i)1
         /VMC/Ext/T (f)seconds since the first frame
-        /VMC/Ext/Bone/Pos (s)"Head" (f)px py pz qx qy qz qw
+        /VMC/Ext/Bone/Pos (s)"Head" (f)px py pz qx qy qz qw     (p: head_offset by default)
         /VMC/Ext/Bone/Pos (s)"LeftEye" / "RightEye" (f)0 0 0 qx qy qz qw        (eyes=True)
         /VMC/Ext/Blend/Val (s)PascalName (f)value   x 52 perfect-sync clips    (perfect_sync=True)
         /VMC/Ext/Blend/Val (s)clip (f)value         per mapping target         (vrm0=...)
@@ -556,6 +575,12 @@ class VMCSink(_OscSink):
     Bone rotations are local rotations in Unity's left-handed axes (x right, y up, z forward) of an
     avatar facing the viewer: identity for a face looking into the camera; the avatar turns, nods and
     rolls like the performer (their left is its left), derived from :func:`facecap.pose.to_unity`.
+
+    ``Bone/Pos`` carries the bone's *local* pose (the protocol's "Local pose"; the reference sender sends
+    ``Transform.localPosition`` and EVMC4U applies it to ``localPosition`` by default), so the Head
+    position is the Head bone's offset from its parent, the Neck: sending (0, 0, 0) collapses the head
+    onto the neck and camera metres throw it ~0.6 m away in such receivers. Receivers that drive only
+    rotations (VSeeFace, VMagicMirror) ignore it.
 
     Parameters
     ----------
@@ -567,10 +592,18 @@ class VMCSink(_OscSink):
     vrm0 : bool, str, Path or Mapping
         Also send VRM0 preset clips: True uses the built-in ``vrm0`` mapping; a path or Mapping uses
         that mapping.
-    head_position : {"relative", "camera", "zero"}
-        Head Bone/Pos position: displacement from the first tracked frame in the avatar's axes
-        (metres; default), the head position in Unity camera space (camera at the origin looking +z),
-        or always 0. Receivers that apply bone positions literally want "zero".
+    head_offset : (3,) float, metres
+        The avatar's Neck -> Head rest offset in Unity local axes (x right, y up, z forward), sent as the
+        Head ``Bone/Pos``; in a URL ``head_offset=0,0.09,0.01``. The default (0, 0.08, 0) is a typical
+        adult humanoid: the Head bone sits at the skull base about 7 - 10 cm above the Neck bone (a VRoid
+        avatar's is ~0.074 m); give your avatar's own value (its Head bone's ``localPosition``) when the
+        receiver applies positions.
+    head_position : {"rest", "relative", "camera"}
+        What the Head ``Bone/Pos`` carries: ``"rest"`` (default) always ``head_offset``, no head
+        translation; ``"relative"`` ``head_offset`` plus the head's displacement since the first tracked
+        frame, in the avatar's axes (metres; the performer leaning to their left moves the avatar's head
+        to its left); ``"camera"`` the head position in Unity camera space (camera at the origin looking
+        +z, ~0.6 m away) instead of the offset, for receivers that take Head as a world position.
     max_datagram : int
         Split bundles above this size (bytes); 1400 avoids IP fragmentation on Ethernet/Wi-Fi.
     fast : bool
@@ -587,12 +620,25 @@ class VMCSink(_OscSink):
         eyes: bool = True,
         perfect_sync: bool = True,
         vrm0=False,
-        head_position: str = "relative",
+        head_offset: Sequence[float] = VMC_HEAD_OFFSET,
+        head_position: str = "rest",
         max_datagram: int = 1400,
         fast: bool = True,
     ) -> None:
-        if head_position not in ("relative", "camera", "zero"):
-            raise ValueError(f"head_position must be 'relative', 'camera' or 'zero', got {head_position!r}")
+        if head_position == "zero":
+            raise ValueError("head_position='zero' was removed: pass head_offset=(0, 0, 0) to send zeros")
+        if head_position not in ("rest", "relative", "camera"):
+            raise ValueError(f"head_position must be 'rest', 'relative' or 'camera', got {head_position!r}")
+        try:
+            off = [float(x) for x in head_offset]
+        except (TypeError, ValueError):
+            off = []
+        if len(off) != 3 or not all(math.isfinite(x) for x in off):
+            raise ValueError(
+                f"head_offset must be 3 finite numbers (x, y, z) in metres, Unity local axes, such as "
+                f"(0, 0.08, 0), got {head_offset!r}"
+            )
+        self.head_offset = tuple(off)
         self.eyes, self.perfect_sync, self.head_position = bool(eyes), bool(perfect_sync), head_position
         self.mapping = None
         if vrm0 is not False and vrm0 is not None:
@@ -628,10 +674,11 @@ class VMCSink(_OscSink):
             if self._p0 is None and state.tracked:
                 self._p0 = p
             p0 = self._p0 or p
-            # displacement, Unity camera space -> avatar axes (180 degree yaw)
-            p = [p0[0] - p[0], p[1] - p0[1], p0[2] - p[2]]
-        elif self.head_position == "zero":
-            p = [0.0, 0.0, 0.0]
+            # rest offset + displacement, Unity camera space -> avatar axes (180 degree yaw)
+            o = self.head_offset
+            p = [o[0] + p0[0] - p[0], o[1] + p[1] - p0[1], o[2] + p0[2] - p[2]]
+        elif self.head_position == "rest":
+            p = list(self.head_offset)
         ts = float(state.timestamp)
         if self._t0 is None:
             self._t0 = ts
@@ -715,7 +762,7 @@ class FaceCapSink(_OscSink):
 
     Per frame::
 
-        /HT (f)x y z           head position, metres, ARKit camera axes (x right, y up, z toward the viewer)
+        /HT (f)x y z           head position, centimetres, ARKit camera axes (x right, y up, z to the viewer)
         /HR (f)x y z           head rotation in degrees about x, y, z: (pitch, yaw, roll) of facecap.pose
         /HRQ (f)x y z w        the same rotation as a quaternion
         /ELR (f)x y            left eye rotation in degrees: (pitch, yaw)
@@ -724,7 +771,9 @@ class FaceCapSink(_OscSink):
 
     Angles follow Face Cap's Unity sample receiver (euler x, y, z applied as Unity localEulerAngles
     after a right- to left-handed flip) and the facecap.pose signs: yaw > 0 toward the subject's left,
-    pitch > 0 face down. Face Cap's documentation does not state the position unit; metres are sent.
+    pitch > 0 face down. ``/HT`` is in centimetres, as receivers read it: Faceit multiplies it by 0.01
+    (``FACECAP_SCALE_TO_BLENDER``) to get Blender metres and OpenMoBu takes it as MotionBuilder
+    centimetres.
 
     Parameters
     ----------
@@ -766,7 +815,8 @@ class FaceCapSink(_OscSink):
         g = np.degrees(self._gaze(state))
         tx, ty, tz = t.tolist()
         v = self._v
-        v[0:6] = [tx, -ty, -tz, math.degrees(pitch), math.degrees(yaw), math.degrees(roll)]
+        cm = FACECAP_HT_PER_METRE
+        v[0:6] = [cm * tx, -cm * ty, -cm * tz, math.degrees(pitch), math.degrees(yaw), math.degrees(roll)]
         v[6:10] = _quat_xyzw(rv)
         v[10:14] = [g[0, 1], g[0, 0], g[1, 1], g[1, 0]]
         v[14:] = self._weights(state)[self._perm]
@@ -809,8 +859,10 @@ def _livelink_values(state: FaceState, rotation: np.ndarray | None = None) -> np
         raise ValueError(f"head rotation must be (3, 3), got shape {r.shape}")
     out = np.empty(LIVELINK_COUNT, dtype=np.float64)
     out[:52] = w[_UNREAL_PERM]
-    out[52:55] = _euler(_viewer(r)) if np.isfinite(r).all() else 0.0
-    out[55:61] = [g[0, 0], g[0, 1], 0.0, g[1, 0], g[1, 1], 0.0]
+    head = _euler(_viewer(r)) if np.isfinite(r).all() else [0.0, 0.0, 0.0]
+    # head, left eye, right eye: facecap.pose convention -> Live Link's (the one rule, facecap.livelink)
+    ang = [head, [g[0, 0], g[0, 1], 0.0], [g[1, 0], g[1, 1], 0.0]]
+    out[52:61] = to_livelink_angles(ang).ravel()
     return np.clip(np.nan_to_num(out, copy=False), -_FLOAT32_MAX, _FLOAT32_MAX, out=out)
 
 
@@ -830,9 +882,11 @@ def encode_livelink_packet(
     Parameters
     ----------
     state : FaceState
-        weights (52,) canonical (sent in Unreal's EARFaceBlendShape order), head angles from
-        ``facecap.pose.head_euler(state.rotation)`` (HeadYaw, HeadPitch, HeadRoll, radians), eyes from
-        ``state.gaze`` (LeftEyeYaw, LeftEyePitch, LeftEyeRoll = 0, then the right eye).
+        weights (52,) canonical (sent in Unreal's EARFaceBlendShape order); head angles
+        ``facecap.pose.head_euler(state.rotation)`` and eye angles ``state.gaze`` (roll 0), both
+        converted to Live Link's convention by :func:`facecap.livelink.to_livelink_angles` (yaw > 0
+        toward the subject's right, pitch > 0 down, roll negated): HeadYaw, HeadPitch, HeadRoll, then
+        LeftEyeYaw, LeftEyePitch, LeftEyeRoll = 0, then the right eye, radians.
     device_id, subject : str
         Device identifier (a UUID string) and Live Link subject name, UTF-8.
     frame_number : int32; subframe : float in [0, 1)
@@ -867,7 +921,8 @@ def decode_livelink_packet(data: bytes) -> dict:
     dict with ``version``, ``device_id``, ``subject``, ``frame_number``, ``subframe``, ``fps_num``,
     ``fps_den``, ``values`` (61,) float32 in packet order (names in ``LIVELINK_NAMES``), ``weights``
     (52,) float32 canonical ARKit order, ``head`` (3,) yaw/pitch/roll radians, ``eyes`` (2, 3)
-    yaw/pitch/roll radians (left, right).
+    yaw/pitch/roll radians (left, right). Angles are as sent, in Live Link's convention;
+    :func:`facecap.livelink.from_livelink_angles` gives facecap's.
 
     Raises
     ------
@@ -1019,6 +1074,11 @@ def _option_value(cls: type, key: str, raw: str, url: str):
     if key not in params:
         raise ValueError(f"{url}: unknown option {key!r} for {cls.__name__}; options: {', '.join(params)}")
     default = params[key].default
+    if isinstance(default, tuple):  # a vector such as head_offset=0,0.08,0
+        try:
+            return tuple(float(x) for x in raw.replace(";", ",").split(","))
+        except ValueError:
+            raise ValueError(f"{url}: option {key} must be comma-separated numbers, got {raw!r}") from None
     if isinstance(default, bool) or key == "vrm0":
         low = raw.strip().lower()
         if low in ("1", "true", "yes", "on"):
@@ -1093,8 +1153,8 @@ def open_sinks(urls: str | Iterable[str]) -> Sink:
 
     Options go in each URL's query string (``vmc://host?vrm0=1``).
     """
-    if isinstance(urls, str):
-        urls = [u for u in urls.split(",") if u.strip()]
+    if isinstance(urls, str):  # split at commas that start a new scheme:// (option values may hold commas)
+        urls = [u for u in re.split(r",\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)", urls) if u.strip()]
     urls = list(urls)
     if not urls:
         raise ValueError("no sink URL given")
@@ -1111,7 +1171,9 @@ def open_sinks(urls: str | Iterable[str]) -> Sink:
 
 __all__ = [
     "DEFAULT_PORTS",
+    "FACECAP_HT_PER_METRE",
     "LIVELINK_NAMES",
+    "VMC_HEAD_OFFSET",
     "FaceCapSink",
     "LiveLinkSink",
     "MultiSink",

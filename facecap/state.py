@@ -43,9 +43,11 @@ class FaceState:
         return {n: float(w) for n, w in zip(ARKIT_NAMES, self.weights, strict=True)}
 
     def euler(self) -> np.ndarray:
-        """Head (yaw, pitch, roll) in radians, ARKit/Live Link convention.
+        """Head (yaw, pitch, roll) in radians, :mod:`facecap.pose` convention (not Live Link's: see
+        :func:`facecap.livelink.to_livelink_angles`).
 
-        Relative to a face looking into the camera; signs as in ``facecap.pose``.
+        Relative to a face looking into the camera: yaw > 0 toward the subject's left, pitch > 0 face
+        down, roll > 0 counter-clockwise in the image.
         """
         from .pose import head_euler
 

@@ -613,7 +613,7 @@ class _RawWriter:
     _END = object()
 
     def __init__(self, path: Path, fps: float, stall_s: float = 60.0):
-        from .realsense import _rs
+        from .camera_access import import_pyrealsense2 as _rs
 
         _rs()  # import pyrealsense2 now (tens of ms), not on the first frame; fails early and clearly
 
@@ -711,7 +711,8 @@ class Take:
     rms_mm : (N,) float32, fit residual (nan when lost)
     extra : dict of str -> (N, ...) arrays
         Channels a source carried beyond the above; a Live Link import keeps its raw ``"head_euler"``
-        (N, 3) and ``"eye_euler"`` (N, 2, 3) yaw/pitch/roll columns so a re-export is identical.
+        (N, 3) and ``"eye_euler"`` (N, 2, 3) yaw/pitch/roll columns (Live Link's convention, as in the
+        file) so a re-export is identical.
     """
 
     fps: float
@@ -818,8 +819,10 @@ class Take:
         )
 
     def head_euler(self) -> np.ndarray:
-        """(N, 3) float64 head (yaw, pitch, roll) radians, Live Link convention (``facecap.pose``); NaN rows
-        where a rotation is not finite."""
+        """(N, 3) float64 head (yaw, pitch, roll) radians in the :mod:`facecap.pose` convention (yaw > 0
+        toward the subject's left, pitch > 0 face down, roll > 0 counter-clockwise in the image); NaN rows
+        where a rotation is not finite. Live Link's angles are
+        :func:`facecap.livelink.to_livelink_angles` of these."""
         from .pose import head_euler
 
         out = np.full((len(self), 3), np.nan)
@@ -857,9 +860,11 @@ class Take:
     def from_livelink_csv(cls, path: str | Path, *, fps: float | None = None) -> Take:
         """Import a Live Link Face CSV (iPhone ARKit) as a take.
 
-        Head angles become rotations (``facecap.pose.from_euler``; translations are zero, Live Link
-        has none); eye yaw/pitch become ``gaze``. The raw angle columns are kept in ``extra``
-        (``"head_euler"`` (N, 3), ``"eye_euler"`` (N, 2, 3), NaN on face-lost rows) so that
+        Head and eye angles are converted from Live Link's convention to facecap's
+        (:func:`facecap.livelink.from_livelink_angles`: yaw and roll negated); head angles then become
+        rotations (``facecap.pose.from_euler``; translations are zero, Live Link has none) and eye
+        yaw/pitch become ``gaze``. The raw angle columns (Live Link convention, as in the file) are kept
+        in ``extra`` (``"head_euler"`` (N, 3), ``"eye_euler"`` (N, 2, 3), NaN on face-lost rows) so that
         ``export_take(take, "x.csv", "livelink-csv")`` writes the same columns and values. Face-lost
         rows (``Timecode,0``) become untracked frames with zero weights and a frontal pose. Timecodes
         are kept verbatim; ``fps`` defaults to the capture rate the CSV reader infers.
@@ -871,16 +876,18 @@ class Take:
     @classmethod
     def from_livelink(cls, ll, *, fps: float | None = None, source: str | None = None) -> Take:
         """A take from a :class:`facecap.livelink.LiveLinkTake` (see :meth:`from_livelink_csv`)."""
+        from .livelink import from_livelink_angles
         from .pose import from_euler
 
         n = ll.n_frames
         tracked = np.asarray(ll.tracked, dtype=bool).reshape(n)
         head = np.asarray(ll.head, dtype=np.float64).reshape(n, 3)
         eyes = np.asarray(ll.eyes, dtype=np.float64).reshape(n, 2, 3)
-        head_ok = np.where(tracked[:, None], np.nan_to_num(head), 0.0)
+        head_ok = from_livelink_angles(np.where(tracked[:, None], np.nan_to_num(head), 0.0))
         rot = np.array([from_euler(*h) for h in head_ok]).reshape(n, 3, 3)
         weights = np.where(tracked[:, None], np.nan_to_num(np.asarray(ll.weights, dtype=np.float64)), 0.0)
-        gaze = np.where(tracked[:, None, None], np.nan_to_num(eyes[:, :, :2]), 0.0)
+        eyes_fc = from_livelink_angles(np.nan_to_num(eyes))
+        gaze = np.where(tracked[:, None, None], eyes_fc[:, :, :2], 0.0)
         return cls(
             fps=float(fps or ll.fps),
             timecodes=list(ll.timecodes),

@@ -121,8 +121,9 @@ def test_livelink_csv_export_reads_back(tmp_path, take):
     for i in np.flatnonzero(~tr):
         assert lines[1 + i].endswith(",0") and lines[1 + i].count(",") == 1  # face-lost rows like the app
     np.testing.assert_allclose(ll.weights[tr], take.weights[tr], atol=5e-11)
-    np.testing.assert_allclose(ll.head[tr], take.head_euler()[tr], atol=5e-11)
-    np.testing.assert_allclose(ll.eyes[tr].reshape(-1, 2, 3)[:, :, :2], take.gaze[tr], atol=5e-11)
+    # Live Link's convention: facecap's yaw and roll negated, pitch kept (head and eyes)
+    np.testing.assert_allclose(ll.head[tr], take.head_euler()[tr] * [-1, 1, -1], atol=5e-11)
+    np.testing.assert_allclose(ll.eyes[tr].reshape(-1, 2, 3)[:, :, :2], take.gaze[tr] * [-1, 1], atol=5e-11)
     np.testing.assert_allclose(ll.eyes[tr].reshape(-1, 2, 3)[:, :, 2], 0.0)
     # timecodes: Live Link's 60 fps rate with sub-frames, starting at the take's start
     assert ll.timecodes[0] == "09:59:59:40.000" and ll.timecode_fps == 60
@@ -150,8 +151,39 @@ def test_livelink_import_recomputes_angles_after_an_edit(tmp_path):
 
     take.rotations[10] = from_euler(0.25, -0.1, 0.05)  # an edit wins over the kept raw columns
     ll = livelink.read_csv(export_take(take, tmp_path / "e.livelink.csv"))
-    np.testing.assert_allclose(ll.head[10], [0.25, -0.1, 0.05], atol=1e-9)
+    np.testing.assert_allclose(ll.head[10], [-0.25, -0.1, -0.05], atol=1e-9)  # Live Link: yaw, roll negated
     np.testing.assert_allclose(ll.head[11], livelink.read_csv(src).head[11], atol=0)
+
+
+def test_livelink_csv_signs_head_and_eyes_toward_the_subjects_right(tmp_path):
+    """A head turned toward the subject's right and eyes looking there: HeadYaw > 0 and LeftEyeYaw > 0 in
+    the file (read as text, not through facecap's reader), roll negated, pitch kept; re-import restores
+    facecap's own angles."""
+    from facecap.pose import from_euler
+    from facecap.state import FaceState
+    from facecap.tracker import gaze_from_weights
+
+    w = np.zeros(52, np.float32)
+    w[arkit.INDEX["eyeLookInLeft"]] = w[arkit.INDEX["eyeLookOutRight"]] = 0.5  # toward the subject's right
+    gaze = gaze_from_weights(w)
+    assert (gaze[:, 0] < 0).all()  # facecap: yaw > 0 is toward the subject's left
+    r = from_euler(-0.3, 0.1, 0.2)
+    assert (r @ [0, 0, 1.0])[0] < -0.2  # the nose points to image left = the subject's right
+    states = [FaceState(timestamp=i / 30, weights=w, rotation=r, translation=np.array([0, 0, 0.6]),
+                        tracked=True, quality=1.0, gaze=gaze, index=i) for i in range(3)]  # fmt: skip
+    take = Take.from_states(states, fps=30)
+    out = export_take(take, tmp_path / "signs.livelink.csv")
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    for row in rows:
+        v = {k: float(x) for k, x in row.items() if k not in ("Timecode", "BlendShapeCount")}
+        assert v["HeadYaw"] == pytest.approx(0.3, abs=1e-9) and v["HeadPitch"] == pytest.approx(0.1, abs=1e-9)
+        assert v["HeadRoll"] == pytest.approx(-0.2, abs=1e-9)
+        assert v["LeftEyeYaw"] > 0.1 and v["RightEyeYaw"] > 0.1
+        assert v["LeftEyeYaw"] == pytest.approx(-float(gaze[0, 0]), abs=1e-7)
+        assert v["LeftEyePitch"] == pytest.approx(float(gaze[0, 1]), abs=1e-7)
+    back = Take.from_livelink_csv(out)
+    np.testing.assert_allclose(back.rotations[0], r, atol=1e-9)
+    np.testing.assert_allclose(back.gaze[0], gaze, atol=1e-7)
 
 
 # ----------------------------------------------------------------------------------------- glTF

@@ -1,4 +1,5 @@
-"""Live Link Face CSV takes: the 7 real takes read, and write back byte for byte; timecodes; bad input."""
+"""Live Link Face CSV takes: the 7 real takes read, and write back byte for byte; the angle signs they
+show; timecodes; bad input."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from facecap.livelink import (
     LIVELINK_COLUMNS,
     LiveLinkTake,
     format_timecode,
+    from_livelink_angles,
     parse_timecode,
     read_csv,
+    to_livelink_angles,
     write_csv,
 )
 
@@ -43,6 +46,50 @@ def test_real_takes_read_and_round_trip(name, tmp_path):
     again = read_csv(out)
     np.testing.assert_array_equal(again.tracked, take.tracked)
     np.testing.assert_array_equal(again.weights[take.tracked], take.weights[take.tracked])
+
+
+def _corr(a, b) -> float:
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+@pytest.mark.parametrize("name", LIVELINK_TAKES)
+def test_real_takes_fix_the_live_link_angle_signs(name):
+    """The iPhone's own eye angles against its own eyeLook weights: eye yaw > 0 looks toward the subject's
+    *right* (the Right-named side), pitch > 0 looks down. facecap's conversion must give exactly these
+    signs, and an import must give gaze that agrees with facecap's gaze-from-weights."""
+    from facecap.take import Take
+    from facecap.tracker import gaze_from_weights
+
+    ll = read_csv(shared_path("arkit_blendshape_takes", name))
+    tr = ll.tracked
+    w, eyes = ll.weights[tr], ll.eyes[tr]
+    i = arkit.INDEX
+    toward_subject_left = {
+        "Left": w[:, i["eyeLookOutLeft"]] - w[:, i["eyeLookInLeft"]],  # left eye out = to the left
+        "Right": w[:, i["eyeLookInRight"]] - w[:, i["eyeLookOutRight"]],  # right eye in = to the left
+    }
+    for k, side in enumerate(("Left", "Right")):
+        down = w[:, i["eyeLookDown" + side]] - w[:, i["eyeLookUp" + side]]
+        c_yaw, c_pitch = _corr(eyes[:, 3 * k], toward_subject_left[side]), _corr(eyes[:, 3 * k + 1], down)
+        assert c_yaw < -0.95 and c_pitch > 0.95, (side, c_yaw, c_pitch)
+        # facecap: yaw > 0 toward the subject's left, pitch > 0 down; the data say what Live Link makes of it
+        assert to_livelink_angles([1.0, 1.0, 0.0])[:2].tolist() == [np.sign(c_yaw), np.sign(c_pitch)]
+    take = Take.from_livelink(ll)
+    g_w = np.array([gaze_from_weights(x) for x in take.weights[tr]])
+    for k in range(2):
+        assert _corr(take.gaze[tr][:, k, 0], g_w[:, k, 0]) > 0.95  # yaw, facecap convention
+        assert _corr(take.gaze[tr][:, k, 1], g_w[:, k, 1]) > 0.95  # pitch
+
+
+def test_angle_conversion_is_one_involution():
+    a = np.random.default_rng(0).uniform(-1, 1, (5, 2, 3))
+    ll = to_livelink_angles(a)
+    np.testing.assert_array_equal(ll, a * [-1, 1, -1])  # yaw and roll negated, pitch kept
+    np.testing.assert_array_equal(from_livelink_angles(ll), a)
+    z = to_livelink_angles(np.zeros(3))
+    assert not np.signbit(z).any()  # no -0.0 (a CSV would print -0.0000000000)
+    with pytest.raises(ValueError, match="yaw, pitch, roll"):
+        to_livelink_angles(np.zeros((4, 2)))
 
 
 def test_header_constant_matches_design():

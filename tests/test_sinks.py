@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import time
 from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from conftest import osc_receiver
+from conftest import LIVELINK_TAKES, osc_receiver, shared_path
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from pythonosc.parsing import osc_types
 from scipy.spatial.transform import Rotation
 
 from facecap import arkit
+from facecap.livelink import read_csv
 from facecap.pose import FRONTAL, from_euler, head_euler, to_unity
 from facecap.retarget import load_mapping
 from facecap.sinks import (
@@ -155,7 +157,7 @@ def test_vmc_messages_received_and_decoded():
     p_u, q_u = to_unity(st.rotation, st.translation)
     q_ref = (Rotation.from_euler("y", np.pi).inv() * Rotation.from_quat(q_u)).as_quat()
     assert quat_close(bones["Head"].params[4:], f32(q_ref), 1e-6)
-    assert np.allclose(bones["Head"].params[1:4], 0.0)  # relative position: first frame is the origin
+    assert bones["Head"].params[1:4] == list(f32([0.0, 0.08, 0.0]))  # Neck -> Head rest offset, metres
     for k, bone in enumerate(("LeftEye", "RightEye")):
         sx = np.diag([-1.0, 1.0, 1.0])
         r_eye = Rotation.from_euler("YX", st.gaze[k].astype(float)).as_matrix()
@@ -173,26 +175,68 @@ def test_vmc_messages_received_and_decoded():
     assert max(i for i, a in enumerate(addr) if a == "/VMC/Ext/Blend/Val") < len(addr) - 1
 
 
+def test_vmc_head_bone_pos_is_the_rest_offset_for_any_pose():
+    """VMC Bone/Pos is the bone's local position (EVMC4U applies it to localPosition): by default the Head
+    carries the Neck -> Head rest offset whatever the head does, decoded by python-osc off a real socket."""
+    rng = np.random.default_rng(5)
+    poses = [make_state(i, yaw=rng.uniform(-0.6, 0.6), pitch=rng.uniform(-0.4, 0.4),
+                        roll=rng.uniform(-0.3, 0.3)) for i in range(6)]  # fmt: skip
+    poses[2].translation = np.array([0.15, -0.1, 0.9])  # far off-centre
+    poses[4].tracked = False
+    for kw, want in (({}, [0.0, 0.08, 0.0]), ({"head_offset": (0.01, 0.1, -0.02)}, [0.01, 0.1, -0.02])):
+        with osc_receiver() as (port, rec), VMCSink("127.0.0.1", port, eyes=False, **kw) as sink:
+            for st in poses:
+                sink.send(st)
+            msgs = rec.messages("/VMC/Ext/Bone/Pos", until=len(poses))
+        heads = [m for m in msgs if m.address == "/VMC/Ext/Bone/Pos" and m.params[0] == "Head"]
+        assert len(heads) == len(poses)
+        for m in heads:
+            assert m.params[1:4] == list(f32(want))
+    # the same override from a URL (commas inside the option survive open_sinks' URL splitting)
+    with osc_receiver() as (port, rec):
+        urls = f"vmc://127.0.0.1:{port}?head_offset=0.01,0.1,-0.02&eyes=0,osc://127.0.0.1:{port}"
+        with open_sinks(urls) as sink:
+            assert sink.sinks[0].head_offset == (0.01, 0.1, -0.02)
+            sink.send(poses[0])
+            msgs = rec.messages("/VMC/Ext/Bone/Pos", until=1)
+    head = next(m for m in msgs if m.address == "/VMC/Ext/Bone/Pos")
+    assert head.params[1:4] == list(f32([0.01, 0.1, -0.02]))
+
+
 def test_vmc_head_position_modes_and_lost_frames():
     a = make_state(0)
     b = make_state(1)
-    b.translation = a.translation + np.array([0.01, 0.02, -0.03])  # performer moves right-up-forward
-    with VMCSink(port=free_port(), eyes=False) as sink:
+    b.translation = a.translation + np.array([0.01, 0.02, -0.03])  # to their left, up, forward
+    rest = np.array([0.0, 0.08, 0.0])
+    with VMCSink(port=free_port(), eyes=False, head_position="relative") as sink:
         v0, v1 = sink._values(a).copy(), sink._values(b).copy()
-        assert np.allclose(v0[1:4], 0)
-        # avatar faces the camera: camera +x (performer's left) is the avatar's -x, camera z is its -z
-        assert np.allclose(v1[1:4], [-0.01, -0.02, 0.03])
+        assert np.allclose(v0[1:4], rest)
+        # head motion rides on the rest offset; the avatar faces the camera: camera +x (the performer's
+        # left) is the avatar's -x (its left), camera y down is its -y, camera z is its -z
+        assert np.allclose(v1[1:4], rest + [-0.01, -0.02, 0.03])
         lost = make_state(2, tracked=False)
         lost.rotation = np.eye(3)  # garbage pose while lost
         v2 = sink._values(lost).copy()
         assert np.allclose(v2[1:8], v1[1:8])  # pose held
         assert np.allclose(v2[8:60], f32(lost.weights))  # weights as given
+    with VMCSink(port=free_port(), head_position="relative", head_offset=(0, 0.1, 0.01)) as sink:
+        sink._values(a)
+        assert np.allclose(sink._values(b)[1:4], [-0.01, 0.1 - 0.02, 0.01 + 0.03])
+    with VMCSink(port=free_port()) as sink:  # default "rest": no head translation at all
+        assert np.allclose(sink._values(a)[1:4], rest) and np.allclose(sink._values(b)[1:4], rest)
     with VMCSink(port=free_port(), head_position="camera") as sink:
         assert np.allclose(sink._values(a)[1:4], to_unity(a.rotation, a.translation)[0])
-    with VMCSink(port=free_port(), head_position="zero") as sink:
+    with VMCSink(port=free_port(), head_offset=(0, 0, 0)) as sink:
         assert np.allclose(sink._values(b)[1:4], 0)
     with pytest.raises(ValueError, match="head_position"):
         VMCSink(port=free_port(), head_position="world")
+    with pytest.raises(ValueError, match="head_offset=\\(0, 0, 0\\)"):
+        VMCSink(port=free_port(), head_position="zero")
+    for bad in ((0, 0.08), (0, float("nan"), 0), "up"):
+        with pytest.raises(ValueError, match="head_offset"):
+            VMCSink(port=free_port(), head_offset=bad)
+    with pytest.raises(ValueError, match="comma-separated"):
+        open_sink("vmc://127.0.0.1?head_offset=0,up,0")
 
 
 # ------------------------------------------------------------------------------------------- own OSC
@@ -238,14 +282,25 @@ def test_facecap_osc_received(bundle):
         assert m.params[1] == float(f32(st.weights[arkit.INDEX[order[m.params[0]]]]))
     by = {m.address: m for m in msgs}
     assert typetags(by["/HT"]) == ",fff" and typetags(by["/HRQ"]) == ",ffff" and typetags(by["/ELR"]) == ",ff"
-    t = st.translation
-    assert by["/HT"].params == pytest.approx([t[0], -t[1], -t[2]], abs=1e-6)
+    t = st.translation * 100.0  # centimetres (Faceit scales by 0.01, OpenMoBu reads MotionBuilder cm)
+    assert by["/HT"].params == pytest.approx([t[0], -t[1], -t[2]], abs=1e-4)
     assert by["/HR"].params == pytest.approx(np.degrees([-0.1, 0.2, 0.05]).tolist(), abs=1e-4)
     r_v = FRONTAL @ st.rotation
     assert quat_close(by["/HRQ"].params, Rotation.from_matrix(r_v).as_quat(), 1e-6)
     g = np.degrees(st.gaze.astype(float))
     assert by["/ELR"].params == pytest.approx([g[0, 1], g[0, 0]], abs=1e-4)
     assert by["/ERR"].params == pytest.approx([g[1, 1], g[1, 0]], abs=1e-4)
+
+
+def test_facecap_head_translation_is_centimetres():
+    st = make_state(1)
+    st.translation = np.array([0.05, -0.02, 0.6])  # 5 cm to image right, 2 cm up, 60 cm from the camera
+    with osc_receiver() as (port, rec), FaceCapSink("127.0.0.1", port) as sink:
+        sink.send(st)
+        msgs = rec.messages("/HT", until=1)
+    ht = next(m for m in msgs if m.address == "/HT")
+    # centimetres, ARKit camera axes: x right, y up, z toward the viewer
+    assert ht.params == pytest.approx([5.0, 2.0, -60.0], abs=1e-4)
 
 
 # ------------------------------------------------------------------------------------------- layout
@@ -288,13 +343,66 @@ def golden_livelink(values61, dev: str, subj: str, frame: int, sub: float, num: 
     ])  # fmt: skip
 
 
+# EARFaceBlendShape order, written out from DESIGN.md §6 (Unreal's enum), not from facecap.arkit.
+SPEC_LIVELINK_NAMES = (
+    "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft", "EyeSquintLeft",
+    "EyeWideLeft", "EyeBlinkRight", "EyeLookDownRight", "EyeLookInRight", "EyeLookOutRight", "EyeLookUpRight",
+    "EyeSquintRight", "EyeWideRight", "JawForward", "JawLeft", "JawRight", "JawOpen", "MouthClose",
+    "MouthFunnel", "MouthPucker", "MouthLeft", "MouthRight", "MouthSmileLeft", "MouthSmileRight",
+    "MouthFrownLeft", "MouthFrownRight", "MouthDimpleLeft", "MouthDimpleRight", "MouthStretchLeft",
+    "MouthStretchRight", "MouthRollLower", "MouthRollUpper", "MouthShrugLower", "MouthShrugUpper",
+    "MouthPressLeft", "MouthPressRight", "MouthLowerDownLeft", "MouthLowerDownRight", "MouthUpperUpLeft",
+    "MouthUpperUpRight", "BrowDownLeft", "BrowDownRight", "BrowInnerUp", "BrowOuterUpLeft",
+    "BrowOuterUpRight", "CheekPuff", "CheekSquintLeft", "CheekSquintRight", "NoseSneerLeft", "NoseSneerRight",
+    "TongueOut",
+    "HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
+    "RightEyeYaw", "RightEyePitch", "RightEyeRoll",
+)  # fmt: skip
+
+
+def spec_decode_livelink(pkt: bytes) -> dict:
+    """A Live Link Face v6 packet read field by field with ``struct`` from the field list in DESIGN.md §6
+    (big-endian: uint8 version, int32-length device id, int32-length subject, int32 frame, float32
+    subframe, int32 rate numerator/denominator, uint8 count, count x float32) -- not facecap's decoder."""
+    pos = 0
+
+    def take(fmt: str):
+        nonlocal pos
+        out = struct.unpack_from(">" + fmt, pkt, pos)
+        pos += struct.calcsize(">" + fmt)
+        return out
+
+    (version,) = take("B")
+    (n,) = take("i")
+    device = pkt[pos : pos + n].decode()
+    pos += n
+    (n,) = take("i")
+    subject = pkt[pos : pos + n].decode()
+    pos += n
+    frame, sub, num, den = take("ifii")
+    (count,) = take("B")
+    vals = take(f"{count}f")
+    assert pos == len(pkt), "trailing bytes"
+    return {"version": version, "device": device, "subject": subject, "frame": frame, "subframe": sub,
+            "rate": (num, den), "values": dict(zip(SPEC_LIVELINK_NAMES, vals, strict=True))}  # fmt: skip
+
+
+def spec_weight(d: dict, canonical: str) -> float:
+    return d["values"][canonical[0].upper() + canonical[1:]]
+
+
+def test_livelink_names_match_the_spec():
+    assert LIVELINK_NAMES == SPEC_LIVELINK_NAMES
+
+
 def test_livelink_packet_golden_and_roundtrip():
     st = make_state(11)
     dev, subj = "DEADC0DE-1337-1337-1337-CAFEBABE0001", "facecap"
     unreal = [arkit.INDEX[arkit.canonical_name(n)] for n in LIVELINK_NAMES[:52]]
     yaw, pitch, roll = head_euler(st.rotation)
     g = st.gaze.astype(float)
-    vals = [*st.weights[unreal], yaw, pitch, roll, g[0, 0], g[0, 1], 0.0, g[1, 0], g[1, 1], 0.0]
+    # Live Link's angle convention: facecap's yaw and roll negated, pitch kept (head and eyes alike)
+    vals = [*st.weights[unreal], -yaw, pitch, -roll, -g[0, 0], g[0, 1], 0.0, -g[1, 0], g[1, 1], 0.0]
     pkt = encode_livelink_packet(st, dev, subj, 123456, 0.25, 60, 1)
     assert pkt == golden_livelink(vals, dev, subj, 123456, 0.25, 60, 1)
     assert len(pkt) == 1 + 4 + 36 + 4 + 7 + 16 + 1 + 61 * 4
@@ -306,13 +414,18 @@ def test_livelink_packet_golden_and_roundtrip():
     jaw_left = np.frombuffer(pkt[k + 1 + 15 * 4 : k + 1 + 16 * 4], ">f4")[0]
     assert jaw_left == f32(st.weights[arkit.INDEX["jawLeft"]])  # 15 = JawLeft (CSV has JawRight here)
     head_yaw = np.frombuffer(pkt[k + 1 + 52 * 4 : k + 1 + 53 * 4], ">f4")[0]
-    assert head_yaw == pytest.approx(0.2, abs=1e-6)
+    assert head_yaw == pytest.approx(-0.2, abs=1e-6)  # facecap yaw 0.2 (toward the subject's left)
+    spec = spec_decode_livelink(pkt)
+    assert (spec["version"], spec["device"], spec["subject"]) == (6, dev, subj)
+    assert (spec["frame"], spec["subframe"], spec["rate"]) == (123456, 0.25, (60, 1))
+    for n in arkit.ARKIT_NAMES:
+        assert spec_weight(spec, n) == f32(st.weights[arkit.INDEX[n]])
     d = decode_livelink_packet(pkt)
     assert (d["version"], d["device_id"], d["subject"]) == (6, dev, subj)
     assert (d["frame_number"], d["subframe"], d["fps_num"], d["fps_den"]) == (123456, 0.25, 60, 1)
     assert np.array_equal(d["weights"], f32(st.weights))
-    assert np.allclose(d["head"], [0.2, -0.1, 0.05], atol=1e-6)
-    assert np.allclose(d["eyes"], [[g[0, 0], g[0, 1], 0], [g[1, 0], g[1, 1], 0]], atol=1e-7)
+    assert np.allclose(d["head"], [-0.2, -0.1, -0.05], atol=1e-6)
+    assert np.allclose(d["eyes"], [[-g[0, 0], g[0, 1], 0], [-g[1, 0], g[1, 1], 0]], atol=1e-7)
     with pytest.raises(ValueError, match="expected"):
         decode_livelink_packet(pkt[:-3])
     with pytest.raises(ValueError, match="version"):
@@ -321,6 +434,48 @@ def test_livelink_packet_golden_and_roundtrip():
         decode_livelink_packet(b"\x06\x00")
     with pytest.raises(ValueError, match="subframe"):
         encode_livelink_packet(st, dev, subj, 1, 1.0)
+
+
+def test_livelink_signs_over_udp_head_and_eyes_toward_the_subjects_right():
+    """A head turned toward the subject's right, tilted down and rolled, eyes looking to the subject's right
+    and down: HeadYaw > 0, eye yaw > 0 (the Right-named side, as the real iPhone takes show), pitch > 0,
+    roll negated vs facecap. Decoded off a real socket by the spec decoder."""
+    from facecap.tracker import gaze_from_weights
+
+    r = from_euler(-0.3, 0.1, 0.2)
+    nose = r @ [0.0, 0.0, 1.0]  # rig +z out of the face, in camera axes (x = image right = subject's left)
+    assert nose[0] < -0.2 and nose[1] > 0.05  # really toward the subject's right, and down
+    w = np.zeros(52, np.float32)
+    for n in ("eyeLookInLeft", "eyeLookOutRight", "eyeLookDownLeft", "eyeLookDownRight"):
+        w[arkit.INDEX[n]] = 0.6  # both eyes toward the subject's right (left eye in, right eye out), down
+    st = FaceState(timestamp=10.0, weights=w, rotation=r, translation=np.array([0, 0, 0.6]), tracked=True,
+                   quality=1.0, gaze=gaze_from_weights(w))  # fmt: skip
+    with udp_receiver() as (port, rx), LiveLinkSink("127.0.0.1", port) as sink:
+        sink.send(st)
+        d = spec_decode_livelink(rx.recv(4096))["values"]
+    assert d["HeadYaw"] == pytest.approx(0.3, abs=1e-6)
+    assert d["HeadPitch"] == pytest.approx(0.1, abs=1e-6)
+    assert d["HeadRoll"] == pytest.approx(-0.2, abs=1e-6)
+    for eye in ("LeftEye", "RightEye"):
+        assert d[eye + "Yaw"] > 0.1 and d[eye + "Pitch"] > 0.1 and d[eye + "Roll"] == 0.0
+
+
+@pytest.mark.parametrize("name", LIVELINK_TAKES[:2])
+def test_real_take_streams_its_own_eye_angles(name):
+    """A real iPhone take imported and streamed: each packet's eye yaw/pitch equal the CSV's columns."""
+    from facecap.take import Take
+
+    src = shared_path("arkit_blendshape_takes", name)
+    ll = read_csv(src)
+    take = Take.from_livelink(ll)
+    rows = np.flatnonzero(ll.tracked)[:: max(1, int(ll.tracked.sum()) // 40)]
+    with udp_receiver() as (port, rx), LiveLinkSink("127.0.0.1", port) as sink:
+        for i in rows:
+            sink.send(take.state(int(i)))
+            d = spec_decode_livelink(rx.recv(4096))["values"]
+            got = [d["LeftEyeYaw"], d["LeftEyePitch"], d["RightEyeYaw"], d["RightEyePitch"]]
+            assert got == pytest.approx(ll.eyes[i, [0, 1, 3, 4]].tolist(), abs=1e-6)
+            assert [d["HeadYaw"], d["HeadPitch"], d["HeadRoll"]] == pytest.approx(ll.head[i], abs=1e-6)
 
 
 def test_livelink_sink_over_udp():
