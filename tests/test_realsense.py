@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from facecap import cli
-from facecap import realsense as rsrc
+from facecap.camera_access import import_pyrealsense2
 from facecap.frames import Extrinsics, Frame, Intrinsics
 from facecap.realsense import (  # noqa: E402
     NO_CAMERA_HELP,
@@ -31,6 +31,10 @@ from facecap.realsense import (  # noqa: E402
     recording_info,
     write_recording,
 )
+from facecap.realsense import container as rs_container
+from facecap.realsense import convert as rs_convert
+from facecap.realsense import live as rs_live
+from facecap.realsense import writer as rs_writer
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 30
@@ -187,7 +191,7 @@ def test_depth_without_color_is_dropped_when_it_must_be_aligned(tmp_path):
     ex = Extrinsics(np.eye(3), np.array([0.015, 0.0, 0.0]))
     frames = synth_frames(6, 424, 240, seed=14, intrinsics=kd, color_intrinsics=kc, extrinsics=ex)
     path = tmp_path / "ragged.db3"
-    writer = rsrc._Db3Writer(path, frames[0], FPS, 0.001, "test")
+    writer = rs_writer._Db3Writer(path, frames[0], FPS, 0.001, "test")
     for f in frames:
         if f.index in (0, 5):  # depth only: what push() does without the color frame
             z = np.rint(f.depth * 1000).astype(np.uint16)
@@ -198,7 +202,7 @@ def test_depth_without_color_is_dropped_when_it_must_be_aligned(tmp_path):
         else:
             writer.push(f)
     writer.close()
-    assert rsrc._db3_index(path)["frames"] == 6 and rsrc._db3_index(path)["color_frames"] == 4
+    assert rs_container.db3_index(path)["frames"] == 6 and rs_container.db3_index(path)["color_frames"] == 4
     src = RecordingSource(path)
     aligned = list(src)
     assert src.dropped == 2 and [f.index for f in aligned] == [0, 1, 2, 3]
@@ -211,7 +215,7 @@ def test_depth_without_color_is_dropped_when_it_must_be_aligned(tmp_path):
 
 
 def test_live_read_drops_depth_without_color_when_aligning():
-    class Conv(rsrc._Converter):  # the real drops() decision, without a camera behind it
+    class Conv(rs_convert.FrameConverter):  # the real drops() decision, without a camera behind it
         def __init__(self):
             self._align = object()
 
@@ -270,8 +274,8 @@ def test_live_start_releases_the_camera_when_setup_fails_after_pipe_start(monkey
 
     fake = Anything()
     fake.pipeline, fake.pipeline_wrapper, fake.config = Pipe, lambda pipe: None, Config
-    monkeypatch.setattr(rsrc, "_rs", lambda: fake)
-    monkeypatch.setattr(rsrc, "list_devices", lambda: [{"name": "fake", "serial": "1", "usb_type": "3.2"}])
+    monkeypatch.setattr(rs_live, "_rs", lambda: fake)
+    monkeypatch.setattr(rs_live, "list_devices", lambda: [{"name": "fake", "serial": "1", "usb_type": "3.2"}])
     cam = LiveSource(640, 480, 30)
     with pytest.raises(RuntimeError, match="device went away"):
         cam.start()
@@ -282,7 +286,7 @@ def test_live_start_releases_the_camera_when_setup_fails_after_pipe_start(monkey
 def test_other_color_formats_come_back_as_rgb(tmp_path, fmt):
     frames = synth_frames(3, 64, 48, seed=5)
     path = tmp_path / f"{fmt}.db3"
-    writer = rsrc._Db3Writer(path, frames[0], FPS, 0.001, "test", color_format=fmt)
+    writer = rs_writer._Db3Writer(path, frames[0], FPS, 0.001, "test", color_format=fmt)
     for f in frames:
         writer.push(f)
     assert writer.close() == 3
@@ -294,9 +298,9 @@ def test_extrinsics_rotation_convention():
     """librealsense stores rotations column-major; the conversion must round-trip a non-symmetric rotation."""
     c, s = np.cos(0.3), np.sin(0.3)
     r = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]) @ np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-    e = rsrc._extrinsics_to_rs(Extrinsics(r, np.array([0.01, 0.02, 0.03])))
+    e = rs_convert.extrinsics_to_rs(Extrinsics(r, np.array([0.01, 0.02, 0.03])))
     assert e.rotation[1] == pytest.approx(r[1, 0]) and e.rotation[3] == pytest.approx(r[0, 1])
-    back = rsrc._extrinsics_from_rs(e)
+    back = rs_convert.extrinsics_from_rs(e)
     np.testing.assert_allclose(back.rotation, r, atol=1e-7)
 
 
@@ -327,7 +331,7 @@ def test_stalled_playback_raises_within_timeout(small):
             time.sleep(timeout_s)
 
         def current_status(self):
-            return rsrc._rs().playback_status.playing
+            return import_pyrealsense2().playback_status.playing
 
     src = RecordingSource(small[0], timeout_s=0.3)
     t = time.monotonic()
@@ -524,17 +528,18 @@ def test_ros1_bag_depth_only_and_unfinished_index(tmp_path):
     raw[raw.index(b"index_pos=") + 10 : raw.index(b"index_pos=") + 18] = bytes(8)
     cut = tmp_path / "noindex.bag"
     cut.write_bytes(bytes(raw))
-    assert rsrc._bag_index(cut) is None and rsrc._bag_index(path)["frames"] == 4
+    assert rs_container._bag_index(cut) is None and rs_container._bag_index(path)["frames"] == 4
 
 
 def test_color_only_recording_is_refused(tmp_path):
-    rs = rsrc._rs()
+    rs = import_pyrealsense2()
     path = tmp_path / "color.db3"
     dev = rs.software_device()
     sensor = dev.add_sensor("RGB Camera")
     vs = rs.video_stream()
     vs.type, vs.index, vs.uid, vs.width, vs.height, vs.fps, vs.bpp = rs.stream.color, 0, 0, 32, 24, FPS, 3
-    vs.fmt, vs.intrinsics = rs.format.rgb8, rsrc._intrinsics_to_rs(Intrinsics(32, 24, 30.0, 30.0, 15.5, 11.5))
+    vs.fmt = rs.format.rgb8
+    vs.intrinsics = rs_convert.intrinsics_to_rs(Intrinsics(32, 24, 30.0, 30.0, 15.5, 11.5))
     profile = sensor.add_video_stream(vs).as_video_stream_profile()
     recorder = rs.recorder(str(path), dev)
     sync = rs.syncer()
@@ -601,7 +606,7 @@ def test_disk_filling_up_stops_cleanly(tmp_path, monkeypatch):
         u = real(p)
         return u._replace(free=0 if len(calls) > 2 else u.free)  # full after the check at frame 8
 
-    monkeypatch.setattr(rsrc.shutil, "disk_usage", fake)
+    monkeypatch.setattr(rs_writer.shutil, "disk_usage", fake)
     frames = synth_frames(20, 64, 48, seed=11)
     path = tmp_path / "full.db3"
     with pytest.raises(OSError, match="disk almost full") as e:

@@ -474,7 +474,7 @@ def _open_fds() -> set[str]:
 def test_raw_writer_that_cannot_start_leaks_no_thread_or_file(tmp_path, monkeypatch):
     import threading
 
-    import facecap.realsense as rs_mod
+    from facecap import camera_access
 
     def no_realsense(*a, **k):
         raise ImportError(
@@ -490,7 +490,7 @@ def test_raw_writer_that_cannot_start_leaks_no_thread_or_file(tmp_path, monkeypa
 
     # the raw writer started, then the take itself cannot be created: its thread ends too
     monkeypatch.undo()
-    monkeypatch.setattr(rs_mod, "_rs", lambda: None)
+    monkeypatch.setattr(camera_access, "import_pyrealsense2", lambda: None)
 
     def chunk_fails(self, i):
         raise OSError(errno.EACCES, "permission denied")
