@@ -18,7 +18,17 @@ from scipy.spatial.transform import Rotation
 
 from facecap import arkit
 from facecap.livelink import read_csv
-from facecap.pose import FRONTAL, from_euler, head_euler, to_unity
+from facecap.pose import (
+    FRONTAL,
+    from_euler,
+    head_euler,
+    quat_xyzw,
+    to_unity,
+    unity_eye_quaternions,
+    unity_head_local,
+    viewer_euler,
+    viewer_rotation,
+)
 from facecap.retarget import load_mapping
 from facecap.sinks import (
     DEFAULT_PORTS,
@@ -28,11 +38,6 @@ from facecap.sinks import (
     MultiSink,
     OscSink,
     VMCSink,
-    _euler,
-    _eye_quats_unity,
-    _head_local_unity,
-    _quat_xyzw,
-    _viewer,
     decode_livelink_packet,
     encode_livelink_packet,
     livelink_frame_time,
@@ -109,17 +114,17 @@ def test_fast_pose_terms_match_facecap_pose():
     for _ in range(200):
         yaw, pitch, roll = rng.uniform(-1.2, 1.2), rng.uniform(-1.2, 1.2), rng.uniform(-1.2, 1.2)
         r = from_euler(yaw, pitch, roll)
-        assert np.allclose(_euler(_viewer(r)), head_euler(r), atol=1e-9)
+        assert np.allclose(viewer_euler(viewer_rotation(r)), head_euler(r), atol=1e-9)
         q = Rotation.from_matrix(r).as_quat()
-        assert quat_close(_quat_xyzw(r.tolist()), q, 1e-9)
+        assert quat_close(quat_xyzw(r.tolist()), q, 1e-9)
         # VMC head: to_unity's rotation seen from an avatar facing the camera (Ry(180)^T r_u)
         t = rng.normal(size=3)
-        p, q_loc = _head_local_unity(r, t)
+        p, q_loc = unity_head_local(r, t)
         p_ref, q_u = to_unity(r, t)
         ref = (Rotation.from_euler("y", np.pi).inv() * Rotation.from_quat(q_u)).as_quat()
         assert np.allclose(p, p_ref) and quat_close(q_loc, ref, 1e-9)
     g = rng.normal(0, 0.3, (2, 2))
-    q_eye = _eye_quats_unity(g)
+    q_eye = unity_eye_quaternions(g)
     sx = np.diag([-1.0, 1.0, 1.0])
     for k in range(2):
         r_eye = Rotation.from_euler("YX", [g[k, 0], g[k, 1]]).as_matrix()
@@ -128,12 +133,12 @@ def test_fast_pose_terms_match_facecap_pose():
 
 def test_vmc_head_rotation_semantics():
     # frontal face -> identity; the performer turns to their left -> the avatar's nose goes to its left
-    _, q = _head_local_unity(FRONTAL, np.array([0, 0, 0.6]))
+    _, q = unity_head_local(FRONTAL, np.array([0, 0, 0.6]))
     assert quat_close(q, [0, 0, 0, 1])
-    _, q = _head_local_unity(from_euler(0.4, 0, 0), np.zeros(3))
+    _, q = unity_head_local(from_euler(0.4, 0, 0), np.zeros(3))
     nose = Rotation.from_quat(q).apply([0, 0, 1])  # Unity avatar: +z forward, +x its right
     assert nose[0] < -0.3 and nose[2] > 0.8
-    _, q = _head_local_unity(from_euler(0, 0.4, 0), np.zeros(3))  # pitch > 0: face down
+    _, q = unity_head_local(from_euler(0, 0.4, 0), np.zeros(3))  # pitch > 0: face down
     assert Rotation.from_quat(q).apply([0, 0, 1])[1] < -0.3
 
 
