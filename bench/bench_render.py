@@ -23,7 +23,8 @@ import time
 import numpy as np
 
 from facecap import synth
-from facecap.rig import load_rig
+from facecap.formats import load_rig
+from facecap.synth.render import _rasterize  # timed alone below
 
 _CPU: dict[int, float] = {}  # id(fn) -> median CPU milliseconds of the last _median_ms call
 
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         depth = np.full((k.height, k.width), np.inf, np.float32)
         tri_id = np.full((k.height, k.width), -1, np.int32)
         bary = np.empty((k.height, k.width, 3), np.float32)
-        synth._rasterize(cams[i], k.fx, k.fy, k.cx, k.cy, tris, 0.05, depth, tri_id, bary)
+        _rasterize(cams[i], k.fx, k.fy, k.cx, k.cy, tris, 0.05, depth, tri_id, bary)
 
     ms_raster = _median_ms(raster, n)
     res = clean.render_clean(weights[0], rot[0], trans[0])

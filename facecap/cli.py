@@ -25,7 +25,7 @@ Run `facecap COMMAND --help` for each command's options.
 
 
 def _cmd_rig_info(args: argparse.Namespace) -> int:
-    from .rig import load_rig
+    from .formats import load_rig
 
     rig = load_rig(args.rig)
     s = rig.summary()
@@ -45,8 +45,8 @@ def _cmd_rig_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_rig_export(args: argparse.Namespace) -> int:
+    from .formats import load_rig
     from .gltf import export_rig
-    from .rig import load_rig
 
     rig = load_rig(args.rig)
     path = export_rig(rig, args.out)
@@ -130,11 +130,7 @@ def _cmd_take_info(args: argparse.Namespace) -> int:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tqdm import tqdm
-
-    from .realsense import write_recording
-    from .rig import load_rig
-    from .synth import SyntheticActor, make_performance, save_truth
+    from .synth import record_synthetic_take
 
     out = Path(args.out)
     if out.suffix.lower() != ".db3":
@@ -143,30 +139,17 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         raise ValueError(f"{out} exists; pass --force to replace it")
     if args.frames is not None and args.frames < 1:
         raise ValueError("--frames must be at least 1")
-    rig = load_rig(args.rig)
-    weights, rot, trans = make_performance(args.frames, args.fps, args.seed, args.take, args.max_angle,
-                                           args.distance)  # fmt: skip
-    actor = SyntheticActor(rig, args.camera, args.distance, noise=not args.no_noise, seed=args.seed,
-                           background=False if args.no_background else True)  # fmt: skip
-    truths, stamps = [], []
-
-    def frames():
-        for frame, gt in tqdm(actor.frames(weights, rot, trans, args.fps), total=len(weights), unit="frame",
-                              desc=f"synth {out.name}"):  # fmt: skip
-            truths.append(gt)
-            stamps.append(frame.timestamp)
-            yield frame
-
-    n = write_recording(out, frames(), fps=int(round(args.fps)), overwrite=args.force,
-                        device_name=f"facecap synthetic {args.camera.upper()}")  # fmt: skip
-    side = save_truth(out, truths, stamps, camera=args.camera, distance=args.distance, seed=args.seed,
-                      rig_name=rig.name, fps=args.fps)  # fmt: skip
-    print(f"wrote {out} ({n} frames, {args.camera}, {args.distance} m) and ground truth {side.name}")
+    rec = record_synthetic_take(out, args.frames, camera=args.camera, distance=args.distance, fps=args.fps,
+                                seed=args.seed, take_csv=args.take, max_angle_deg=args.max_angle,
+                                noise=not args.no_noise, background=not args.no_background, rig=args.rig,
+                                overwrite=args.force, progress=True)  # fmt: skip
+    print(f"wrote {rec.path} ({rec.n_frames} frames, {rec.camera}, {rec.distance} m) "
+          f"and ground truth {rec.truth_path.name}")  # fmt: skip
     return 0
 
 
 def _cmd_rig_preview(args: argparse.Namespace) -> int:
-    from .rig import load_rig
+    from .formats import load_rig
     from .synth import rig_preview
 
     rig = load_rig(args.rig)
@@ -223,8 +206,8 @@ def _run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, 
     """Shared body of `live` and `play`: outputs, optional MediaPipe, the tracking loop, the summary."""
     from pathlib import Path
 
+    from .formats import load_rig
     from .pipeline import format_summary, landmarker_from_args, outputs_from_args, run, sigterm_as_interrupt
-    from .rig import load_rig
     from .tracker import Tracker, TrackerConfig
 
     rig = load_rig(args.rig)

@@ -55,8 +55,8 @@ def run_demo(
     -------
     dict: the accuracy summary (see :func:`facecap.metrics.score`) plus fit_ms_median and paths.
     """
+    from .formats import load_rig
     from .realsense import read_recording, write_recording
-    from .rig import load_rig
     from .synth import SyntheticActor, head_motion, procedural_performance
     from .tracker import Tracker, TrackerConfig
 

@@ -60,7 +60,10 @@ from ._io import atomic_path
 from .livelink import held_indices
 from .pose import FRONTAL
 from .rig import Rig
-from .take import Take, as_take, frame_offsets, timecode_rate
+from .take import Take, as_take
+from .take.livelink import take_to_livelink
+from .timecode import LIVELINK_TIMECODE_RATE as LIVELINK_TIMECODE_RATE  # the rate Live Link Face writes
+from .timecode import frame_offsets
 
 FORMATS: dict[str, tuple[str, ...]] = {
     "livelink-csv": (".csv",),
@@ -74,8 +77,6 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "jsonl": (".jsonl", ".ndjson"),
 }
 """Export formats and the file suffixes each accepts (the first is the default)."""
-
-LIVELINK_TIMECODE_RATE = 60  # the timecode rate Live Link Face writes
 
 
 def infer_format(path: str | Path) -> str:
@@ -118,7 +119,7 @@ def world_pose(rotations: np.ndarray, translations: np.ndarray) -> tuple[np.ndar
 def resolve_rig(take: Take, rig: Rig | str | Path | None = None) -> Rig:
     """The rig to export with: ``rig`` if given (a Rig or anything :func:`facecap.rig.load_rig` reads),
     else the take's ``meta["rig"]`` when that names an existing rig file or folder, else the built-in rig."""
-    from .rig import load_rig
+    from .formats import load_rig
 
     if isinstance(rig, Rig):
         return rig
@@ -158,49 +159,8 @@ def _f32_list(a: np.ndarray) -> list:
 
 
 # ----------------------------------------------------------------------------------------- formats
-def to_livelink(take: Take):
-    """The take as a :class:`facecap.livelink.LiveLinkTake`.
-
-    Head angles come from the rotations (:meth:`Take.head_euler`) and eye yaw/pitch from ``gaze`` (eye
-    roll 0), both turned into Live Link's convention by :func:`facecap.livelink.to_livelink_angles`
-    (HeadYaw/LeftEyeYaw > 0 toward the subject's right, pitch > 0 down, roll negated). A take imported
-    from Live Link keeps its original angle columns (``take.extra``, Live Link convention) wherever they
-    still agree with the rotations/gaze to 1e-6 rad, so an import -> export round trip is identical.
-    Timecodes already in Live Link's ``HH:MM:SS:FF.fff`` spelling are kept; others are rewritten at Live
-    Link's 60 fps timecode rate from the take's start timecode and timestamps.
-    """
-    from .livelink import LiveLinkTake, format_timecode, parse_timecode, to_livelink_angles
-
-    n = len(take)
-    tr = take.tracked
-    head = to_livelink_angles(take.head_euler() if n else np.zeros((0, 3)))
-    raw = take.extra.get("head_euler")
-    if raw is not None and np.shape(raw) == (n, 3):
-        raw = np.asarray(raw, dtype=np.float64)
-        ok = np.isfinite(raw).all(1) & (np.abs(raw - head) <= 1e-6).all(1)
-        head = np.where(ok[:, None], raw, head)
-    eyes = np.zeros((n, 2, 3))
-    eyes[:, :, :2] = take.gaze
-    eyes = to_livelink_angles(eyes)
-    raw = take.extra.get("eye_euler")
-    if raw is not None and np.shape(raw) == (n, 2, 3):
-        raw = np.asarray(raw, dtype=np.float64)
-        ok = np.isfinite(raw).all((1, 2)) & (np.abs(raw[:, :, :2] - eyes[:, :, :2]) <= 1e-6).all((1, 2))
-        eyes = np.where(ok[:, None, None], raw, eyes)
-    timecodes = list(take.timecodes)
-    tc_rate = int(take.meta.get("timecode_rate") or LIVELINK_TIMECODE_RATE)
-    if not all("." in t for t in timecodes):
-        start = parse_timecode(take.timecodes[0], timecode_rate(take.fps)) if n else 0.0
-        rel = frame_offsets(take.timestamps, take.fps) / take.fps
-        tc_rate = LIVELINK_TIMECODE_RATE
-        timecodes = [format_timecode(start + float(s), tc_rate) for s in rel]
-    weights = np.where(tr[:, None], take.weights.astype(np.float64), np.nan)
-    head = np.where(tr[:, None], head, np.nan)
-    eyes = np.where(tr[:, None], eyes.reshape(n, 6), np.nan)
-    ts = take.timestamps - take.timestamps[0] if n else take.timestamps
-    name = str(take.meta.get("name") or "take")
-    return LiveLinkTake(weights=weights, head=head, eyes=eyes, tracked=tr.copy(), timestamps=ts, fps=take.fps,
-                        timecodes=timecodes, timecode_fps=tc_rate, name=name)  # fmt: skip
+to_livelink = take_to_livelink
+"""The take as a :class:`facecap.livelink.LiveLinkTake` (:func:`facecap.take.livelink.take_to_livelink`)."""
 
 
 def _write_livelink(take: Take, path: Path) -> Path:
@@ -208,7 +168,7 @@ def _write_livelink(take: Take, path: Path) -> Path:
 
     if not len(take):
         raise ValueError("the take has no frames; nothing to export")
-    return write_csv(path, to_livelink(take))
+    return write_csv(path, take_to_livelink(take))
 
 
 def _animation(take: Take):

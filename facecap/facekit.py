@@ -431,3 +431,6 @@ def _albedo(v: np.ndarray, lm_vertices: np.ndarray | None) -> np.ndarray:
             )
             c[band] = (95, 65, 50)
     return c
+
+
+RIG_LOADERS = {"folder": load_ict_facekit}

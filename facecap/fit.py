@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from ._kernels import vertex_normals
 from .arkit import NUM_SHAPES
 
 NP = 6 + NUM_SHAPES  # rotation (3), translation (3), weights (52)
@@ -62,36 +63,6 @@ class FitParams:
 
 
 # ----------------------------------------------------------------------------------------- kernels
-@nb.njit(cache=True, fastmath=True)
-def _vertex_normals(verts, tris):  # pragma: no cover - compiled
-    """Area-weighted vertex normals (V, 3) of a triangle mesh; reference: facecap.rig.vertex_normals."""
-    n = np.zeros_like(verts)
-    for f in range(tris.shape[0]):
-        a, b, c = tris[f, 0], tris[f, 1], tris[f, 2]
-        e1x = verts[b, 0] - verts[a, 0]
-        e1y = verts[b, 1] - verts[a, 1]
-        e1z = verts[b, 2] - verts[a, 2]
-        e2x = verts[c, 0] - verts[a, 0]
-        e2y = verts[c, 1] - verts[a, 1]
-        e2z = verts[c, 2] - verts[a, 2]
-        nx = e1y * e2z - e1z * e2y
-        ny = e1z * e2x - e1x * e2z
-        nz = e1x * e2y - e1y * e2x
-        for v in (a, b, c):
-            n[v, 0] += nx
-            n[v, 1] += ny
-            n[v, 2] += nz
-    for v in range(n.shape[0]):
-        length = np.sqrt(n[v, 0] ** 2 + n[v, 1] ** 2 + n[v, 2] ** 2)
-        if length > 0:
-            n[v, 0] /= length
-            n[v, 1] /= length
-            n[v, 2] /= length
-        else:
-            n[v, 2] = 1.0
-    return n
-
-
 @nb.njit(cache=True, fastmath=True)
 def _icp_rows(
     xr,
@@ -394,7 +365,7 @@ def fit_frame(
     for it in range(params.iterations):
         xr = model.vertices(w)
         if nr is None or np.abs(w - w_normals).max() > 0.15:  # normals: only when the shape moved a lot
-            nr = _vertex_normals(xr, model.tris)
+            nr = vertex_normals(xr, model.tris)
             w_normals = w.copy()
         # the first iterations accept a wider band (the warm start may be a few mm off), then tighten
         md = params.max_dist * max(0.5, 1.5 - 0.5 * it)
@@ -494,7 +465,7 @@ def robust_energy(
     fx, fy, cx, cy = intr
     buf = buffers or _Buffers(len(model.sample))
     xr = model.vertices(w)
-    nr = _vertex_normals(xr, model.tris)
+    nr = vertex_normals(xr, model.tris)
     m = _icp_rows(
         xr, nr, model.sample, R, t, depth, fx, fy, cx, cy, model.BT, params.max_dist,
         float(np.cos(np.radians(params.max_normal_deg))), max(params.edge_tol, 3.0 * params.sigma),

@@ -619,3 +619,7 @@ def _facecap_rig(g, bufs, fc: dict, neutral, triangles, named, colors) -> Rig:
         neutral, triangles, named, landmark_ids=ids, landmark_tris=lt, landmark_bary=lb, masks=masks,
         mirror=mirror, colors=colors, name=info.get("name", "rig"), meta=info.get("meta", {}),
     )  # fmt: skip
+
+
+RIG_LOADERS = {".glb": import_rig, ".gltf": import_rig}
+RIG_SAVERS = {".glb": export_rig, ".gltf": export_rig}

@@ -1,4 +1,4 @@
-"""Live Link Face CSV takes: read and write the iPhone app's per-take ``.csv`` files (DESIGN.md §6).
+"""Live Link Face CSV takes: read and write the iPhone app's per-take ``.csv`` files (docs/design.md §6).
 
 A take file has one header line and one row per captured frame::
 
@@ -8,8 +8,9 @@ A take file has one header line and one row per captured frame::
 
 Timecodes are SMPTE-style ``HH:MM:SS:FF.fff`` at a *timecode* rate (60 in every real take we have seen)
 where ``FF.fff`` is the frame number with a sub-frame fraction; a 30 fps capture therefore steps the
-frame field by 2. The UDP packet to Unreal lives in :mod:`facecap.sinks`; this module does files and
-the angle convention both share.
+frame field by 2 (:mod:`facecap.timecode` parses and formats them). The UDP packet to Unreal lives in
+:mod:`facecap.sinks`; this module does files and the angle convention both share; the conversion to and
+from a facecap take lives in :mod:`facecap.take.livelink`.
 
 Angles: the one Live Link rule
 ------------------------------
@@ -33,8 +34,9 @@ signs from them). Their head columns are all zero; the head goes through the sam
 
 :func:`to_livelink_angles` and :func:`from_livelink_angles` are the only place this rule lives; the UDP
 encoder (:func:`facecap.sinks.encode_livelink_packet`), the CSV export
-(:func:`facecap.export.to_livelink`) and the CSV import (:meth:`facecap.take.Take.from_livelink`) all
-call them. :class:`LiveLinkTake` holds angles in Live Link's convention, as in the file.
+(:func:`facecap.take.livelink.take_to_livelink`) and the CSV import
+(:func:`facecap.take.livelink.take_from_livelink`) all call them. :class:`LiveLinkTake` holds angles in
+Live Link's convention, as in the file.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ import numpy as np
 
 from . import arkit
 from ._io import atomic_path
+from .timecode import DAY_SECONDS, format_timecode, infer_timecode_rate, parse_timecode
 
 BLENDSHAPE_COUNT = 61  # 52 shapes + 9 head/eye angles
 LIVELINK_COLUMNS: tuple[str, ...] = (
@@ -65,8 +68,6 @@ LIVELINK_ANGLE_SIGNS = np.array([-1.0, 1.0, -1.0])
 """Live Link (yaw, pitch, roll) = facecap (yaw, pitch, roll) * these signs (see the module docstring)."""
 
 _STANDARD_RATES = (24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 90.0, 120.0)
-_TIMECODE_RATES = (24, 25, 30, 48, 50, 60, 120)
-_DAY = 86400.0
 
 
 # --------------------------------------------------------------------------------------------- angles
@@ -96,67 +97,6 @@ def from_livelink_angles(yaw_pitch_roll) -> np.ndarray:
     The inverse of :func:`to_livelink_angles`, which is its own inverse (an involution).
     """
     return to_livelink_angles(yaw_pitch_roll)
-
-
-# --------------------------------------------------------------------------------------------- timecodes
-def parse_timecode(timecode: str, fps: float) -> float:
-    """Seconds since midnight of a SMPTE timecode ``HH:MM:SS:FF`` or ``HH:MM:SS:FF.fff``.
-
-    Parameters
-    ----------
-    timecode : str
-        ``FF`` is the frame number at the timecode rate ``fps``; an optional fraction (``.fff``) is the
-        sub-frame position, as Live Link Face writes it (``12:21:59:06.595`` is frame 6.595).
-    fps : float
-        Timecode frame rate (frames per second), e.g. 60 for Live Link Face takes.
-
-    Returns
-    -------
-    float, seconds
-    """
-    if not isinstance(timecode, str):
-        raise TypeError(f"timecode must be a str like '12:21:59:06.595', got {type(timecode).__name__}")
-    if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"timecode rate must be a positive number of frames per second, got {fps}")
-    s = timecode.strip()
-    if ";" in s:
-        raise ValueError(f"drop-frame timecode {s!r} is not supported; use non-drop HH:MM:SS:FF")
-    parts = s.split(":")
-    try:
-        if len(parts) != 4:
-            raise ValueError
-        hh, mm, ss = (int(p) for p in parts[:3])
-        ff = float(parts[3])
-        if not all(p.strip().replace(".", "", 1).isdigit() for p in parts):
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"bad timecode {s!r}: expected HH:MM:SS:FF or HH:MM:SS:FF.fff") from None
-    if mm >= 60 or ss >= 60 or not ff < fps:
-        raise ValueError(f"timecode {s!r} is out of range: minutes/seconds must be < 60, frames < {fps:g}")
-    return hh * 3600.0 + mm * 60.0 + ss + ff / fps
-
-
-def format_timecode(seconds: float, fps: float, digits: int = 3) -> str:
-    """SMPTE timecode ``HH:MM:SS:FF.fff`` (hours wrap at 24) for seconds since midnight.
-
-    Inverse of :func:`parse_timecode` up to ``10**-digits`` of a frame. ``digits=0`` gives ``HH:MM:SS:FF``.
-    """
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise ValueError(f"seconds must be finite and >= 0, got {seconds}")
-    if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"timecode rate must be positive, got {fps}")
-    scale = 10**digits
-    ticks = round(seconds * fps * scale)  # integer sub-frame ticks: exact carry into frames/seconds
-    frames_per_second_ticks = round(fps * scale)
-    if abs(fps * scale - frames_per_second_ticks) > 1e-6:
-        raise ValueError(f"fractional timecode rate {fps} is not supported by format_timecode")
-    whole_seconds, rem = divmod(ticks, frames_per_second_ticks)
-    ff, sub = divmod(rem, scale)
-    hh, r = divmod(whole_seconds % 86400, 3600)
-    mm, ss = divmod(r, 60)
-    width = 2 if fps <= 100 else 3
-    out = f"{hh:02d}:{mm:02d}:{ss:02d}:{ff:0{width}d}"
-    return out + (f".{sub:0{digits}d}" if digits else "")
 
 
 def held_indices(tracked: np.ndarray) -> np.ndarray:
@@ -324,14 +264,6 @@ def _header_map(header: list[str], path: Path) -> np.ndarray:
     return np.array([lower[c.lower()] for c in LIVELINK_COLUMNS], dtype=np.intp)
 
 
-def _infer_timecode_fps(frames: list[float], seconds_fields: list[int]) -> int:
-    """Smallest standard timecode rate above the largest frame field; 60 for takes under 2 s."""
-    if len(set(seconds_fields)) < 3 or not frames:
-        return 60
-    top = max(frames)
-    return next((r for r in _TIMECODE_RATES if r > top), 120)
-
-
 def read_csv(path: str | os.PathLike, timecode_fps: int | None = None, errors: str = "raise") -> LiveLinkTake:
     """Read a Live Link Face take.
 
@@ -404,13 +336,13 @@ def read_csv(path: str | os.PathLike, timecode_fps: int | None = None, errors: s
 
     split = [tc.split(":") for tc in tcs]
     if timecode_fps is None:
-        timecode_fps = _infer_timecode_fps([float(s[3]) for s in split], [int(s[2]) for s in split])
+        timecode_fps = infer_timecode_rate([float(s[3]) for s in split], [int(s[2]) for s in split])
     try:
         secs = np.array([parse_timecode(tc, timecode_fps) for tc in tcs])
     except ValueError as e:
         raise ValueError(f"{path}: {e} (timecode rate {timecode_fps}; pass timecode_fps=...)") from None
     d = np.diff(secs)
-    d[d < -_DAY / 2] += _DAY  # the take ran past midnight
+    d[d < -DAY_SECONDS / 2] += DAY_SECONDS  # the take ran past midnight
     steps = d[d > 0]
     dt = float(np.median(steps)) if len(steps) else 1.0 / 30.0
     stray = bool(len(d) >= 2 and (d[0] <= 0 or d[0] > max(1.0, 10 * dt)))

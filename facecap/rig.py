@@ -390,25 +390,3 @@ def mirror_map(vertices: np.ndarray, tol: float = 1e-3) -> np.ndarray:
 
 
 DEFAULT_RIG_PATH = Path(__file__).with_name("data") / "generic_rig.npz"
-
-
-def load_rig(path: str | Path | None = None) -> Rig:
-    """Load a rig: the built-in generic tracking rig by default, else a ``.npz``, ``.glb``/``.gltf``
-    file or an ICT-FaceKit folder."""
-    if path is None:
-        if not DEFAULT_RIG_PATH.is_file():
-            raise FileNotFoundError(
-                f"the built-in rig {DEFAULT_RIG_PATH} is missing; rebuild it with "
-                "`python rigs/build_generic_rig.py`"
-            )
-        return Rig.load(DEFAULT_RIG_PATH)
-    p = Path(path)
-    if p.is_dir():
-        from .facekit import load_ict_facekit
-
-        return load_ict_facekit(p)
-    if p.suffix.lower() in (".glb", ".gltf"):
-        from .gltf import import_rig
-
-        return import_rig(p)
-    return Rig.load(p)

@@ -71,8 +71,9 @@ def track_file(
     """
     from tqdm import tqdm
 
+    from .formats import load_rig
     from .realsense import RecordingSource
-    from .rig import Rig, load_rig
+    from .rig import Rig
     from .tracker import Tracker, TrackerConfig
 
     src = RecordingSource(path)

@@ -17,8 +17,9 @@ from scipy import ndimage
 
 from . import arkit, pose
 from .fit import FitParams, MaskModel, _Buffers, fit_frame, robust_energy, rodrigues
+from .formats import load_rig
 from .frames import Frame, Intrinsics
-from .rig import Rig, load_rig
+from .rig import Rig
 from .state import FaceState
 
 # Depth noise the fit assumes at 1 m, per camera: 1.4 x the RMS of a D4xx at 640x480

@@ -42,8 +42,8 @@ def test_demo_table_is_printed(capsys):
 
 
 def test_track_a_recording_to_csv_and_jsonl(tmp_path):
+    from facecap.formats import load_rig
     from facecap.realsense import write_recording
-    from facecap.rig import load_rig
     from facecap.synth import SyntheticActor, procedural_performance
 
     rig = load_rig()

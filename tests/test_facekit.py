@@ -11,7 +11,8 @@ from conftest import shared_path
 
 from facecap import arkit
 from facecap.facekit import IBUG68_TO_LANDMARK, ICT_REGIONS, load_ict_facekit, read_obj
-from facecap.rig import MEDIAPIPE_LANDMARKS, load_rig
+from facecap.formats import load_rig
+from facecap.rig import MEDIAPIPE_LANDMARKS
 
 LM = MEDIAPIPE_LANDMARKS
 

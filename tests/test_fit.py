@@ -5,7 +5,8 @@ import pytest
 from scipy.optimize import minimize
 
 from facecap import pose
-from facecap.fit import NP, _box_qp, _icp_rows, _vertex_normals, rodrigues
+from facecap._kernels import _vertex_normals
+from facecap.fit import NP, _box_qp, _icp_rows, rodrigues
 from facecap.rig import vertex_normals
 
 

@@ -12,8 +12,9 @@ from conftest import shared_path
 from scipy.spatial.transform import Rotation
 
 from facecap import arkit
+from facecap.formats import load_rig
 from facecap.gltf import _linear_to_srgb8, _srgb_to_linear, export_animation, export_rig, import_rig
-from facecap.rig import DEFAULT_RIG_PATH, Rig, load_rig, mirror_map
+from facecap.rig import DEFAULT_RIG_PATH, Rig, mirror_map
 
 
 def grid_rig(n: int = 16, seed: int = 0) -> Rig:

@@ -192,7 +192,7 @@ def test_bad_images_rejected(model):
 def test_synthetic_actor_looks_like_a_face(model):
     """MediaPipe finds the generic rig's colour render (frontal, no noise) and puts its landmarks where the
     rig's own MediaPipe-indexed landmarks project."""
-    from facecap.rig import load_rig
+    from facecap.formats import load_rig
     from facecap.synth import SyntheticActor
 
     rig = load_rig()

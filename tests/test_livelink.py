@@ -11,13 +11,12 @@ from facecap import arkit
 from facecap.livelink import (
     LIVELINK_COLUMNS,
     LiveLinkTake,
-    format_timecode,
     from_livelink_angles,
-    parse_timecode,
     read_csv,
     to_livelink_angles,
     write_csv,
 )
+from facecap.timecode import format_timecode, parse_timecode
 
 LOST = {"livelinkface_alexdjulin_S88-001.csv": 277, "livelinkface_alexdjulin_apfel.csv": 35}
 

@@ -29,7 +29,7 @@ PERFECT_SYNC = {arkit.pascal_name(n) for n in arkit.ARKIT_NAMES}
 # ------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def rig():
-    from facecap.rig import load_rig
+    from facecap.formats import load_rig
 
     return load_rig()
 
@@ -224,7 +224,8 @@ def test_play_with_mediapipe_landmarks(recording, capsys):
 def test_disk_full_stops_with_a_clear_error_and_keeps_the_frames(recording, tmp_path, capsys, monkeypatch):
     import errno
 
-    from facecap import take as take_mod
+    from facecap.take import TakeRecoveryWarning
+    from facecap.take import recorder as take_mod
 
     real, calls = take_mod._os_write, {"n": 0}
 
@@ -241,7 +242,7 @@ def test_disk_full_stops_with_a_clear_error_and_keeps_the_frames(recording, tmp_
     assert rc == 2 and "the disk is full" in err and "Traceback" not in err
     saved = int(re.search(r"(\d+) frames \([0-9.]+ s\) were saved", err).group(1))
     assert 0 < saved < N and f"finalised with {saved} frames" in err
-    with pytest.warns(take_mod.TakeRecoveryWarning):  # the disk stayed full: take.json says incomplete
+    with pytest.warns(TakeRecoveryWarning):  # the disk stayed full: take.json says incomplete
         take = load_take(take_dir)
     assert len(take) == saved and not take.meta["complete"]
 

@@ -11,6 +11,17 @@ from facecap import arkit, synth
 from facecap.frames import Intrinsics
 from facecap.pose import FRONTAL, from_euler, head_euler
 from facecap.rig import MEDIAPIPE_LANDMARKS, Rig, mirror_map
+from facecap.synth.noise import (
+    _GAMMA,
+    _M1,
+    _M2,
+    _axial_noise,
+    _color_noise,
+    _edge_artifacts,
+    _stereo_shadow,
+    _unit_noise,
+)
+from facecap.synth.render import _blend, _rasterize, _resolve_color
 
 # ------------------------------------------------------------------------------------------- test rig
 
@@ -92,9 +103,9 @@ def ref_rasterize(cam, k: Intrinsics, tris, near, depth0):
 
 def ref_hash(key, i):
     with np.errstate(over="ignore"):
-        z = np.uint64(key) + (np.asarray(i, np.uint64) + np.uint64(1)) * synth._GAMMA
-        z = (z ^ (z >> np.uint64(30))) * synth._M1
-        z = (z ^ (z >> np.uint64(27))) * synth._M2
+        z = np.uint64(key) + (np.asarray(i, np.uint64) + np.uint64(1)) * _GAMMA
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
     return z ^ (z >> np.uint64(31))
 
 
@@ -170,7 +181,7 @@ def ref_color_noise(color, key, sigma):
 def test_blend_kernel_matches_rig_evaluate(rig):
     w = np.random.default_rng(5).random(52).astype(np.float32)
     w[::3] = 0
-    np.testing.assert_allclose(synth._blend(rig.neutral, rig.deltas, w), rig.evaluate(w), atol=1e-6)
+    np.testing.assert_allclose(_blend(rig.neutral, rig.deltas, w), rig.evaluate(w), atol=1e-6)
 
 
 def test_rasterize_kernel_matches_numpy(rig):
@@ -181,7 +192,7 @@ def test_rasterize_kernel_matches_numpy(rig):
     depth = bg.copy()
     tri = np.full(bg.shape, -1, np.int32)
     bary = np.zeros((*bg.shape, 3), np.float32)
-    synth._rasterize(cam, SMALL.fx, SMALL.fy, SMALL.cx, SMALL.cy, rig.triangles, 0.05, depth, tri, bary)
+    _rasterize(cam, SMALL.fx, SMALL.fy, SMALL.cx, SMALL.cy, rig.triangles, 0.05, depth, tri, bary)
     d_ref, tri_ref, bary_ref = ref_rasterize(cam, SMALL, rig.triangles, 0.05, bg)
     assert (tri >= 0).sum() > 400
     np.testing.assert_allclose(depth, np.where(np.isinf(d_ref), 0, d_ref), rtol=1e-6)
@@ -196,7 +207,7 @@ def test_resolve_color_matches_numpy(rig):
     vcol = rng.uniform(0, 255, (rig.n_vertices, 3)).astype(np.float32)
     bg = rng.integers(0, 256, (SMALL.height, SMALL.width, 3), dtype=np.uint8)
     out = bg.copy()
-    synth._resolve_color(res.triangle, res.bary, res.triangles, vcol, out)
+    _resolve_color(res.triangle, res.bary, res.triangles, vcol, out)
     m = res.triangle >= 0
     ref = bg.copy()
     c = np.einsum("nk,nkc->nc", res.bary[m].astype(np.float64), vcol[res.triangles[res.triangle[m]]])
@@ -208,9 +219,9 @@ def test_resolve_color_matches_numpy(rig):
 @pytest.mark.parametrize("smooth", [False, True])
 def test_unit_noise_matches_numpy(smooth):
     key = np.uint64(987654321)
-    n = synth._unit_noise(50, 70, key, smooth)
+    n = _unit_noise(50, 70, key, smooth)
     np.testing.assert_allclose(n, ref_unit_noise(50, 70, key, smooth), atol=1e-5)
-    big = synth._unit_noise(400, 400, key, smooth)[1:-1, 1:-1]
+    big = _unit_noise(400, 400, key, smooth)[1:-1, 1:-1]
     assert abs(big.mean()) < 0.02 and abs(big.std() - 1) < 0.02
     corr = np.corrcoef(big[:, :-1].ravel(), big[:, 1:].ravel())[0, 1]
     assert (corr > 0.5) if smooth else (abs(corr) < 0.02)
@@ -227,7 +238,7 @@ def test_edge_artifacts_matches_numpy():
     d[100:, :20] = 0  # a region without data
     out = np.empty_like(d)
     key = np.uint64(42)
-    synth._edge_artifacts(d, key, 0.03, 0.35, 0.3, out)
+    _edge_artifacts(d, key, 0.03, 0.35, 0.3, out)
     np.testing.assert_allclose(out, ref_edge_artifacts(d, key, 0.03, 0.35, 0.3), atol=1e-6)
 
 
@@ -235,7 +246,7 @@ def test_stereo_shadow_matches_numpy():
     d = _scene()
     d[:, 140:] = 0.4
     out = d.copy()
-    synth._stereo_shadow(d, 502.5 * 0.055, out)
+    _stereo_shadow(d, 502.5 * 0.055, out)
     np.testing.assert_array_equal(out == 0, ref_stereo_shadow(d, 502.5 * 0.055))
 
 
@@ -244,7 +255,7 @@ def test_axial_noise_matches_numpy():
     d[0, :5] = (0.0, 0.1, 3.99, 4.2, 0.31)
     n = np.random.default_rng(3).standard_normal(d.shape).astype(np.float32)
     out = d.copy()
-    synth._axial_noise(out, n, 0.004, 0.001, 0.3, 4.0)
+    _axial_noise(out, n, 0.004, 0.001, 0.3, 4.0)
     np.testing.assert_allclose(out, ref_axial(d, n, 0.004, 0.001, 0.3, 4.0), atol=1e-6)
 
 
@@ -252,7 +263,7 @@ def test_color_noise_matches_numpy():
     c = np.random.default_rng(4).integers(0, 256, (40, 50, 3), dtype=np.uint8)
     c[0, :3] = (0, 255, 128)
     out = c.copy()
-    synth._color_noise(out.reshape(-1), np.uint64(77), 3.0)
+    _color_noise(out.reshape(-1), np.uint64(77), 3.0)
     diff = np.abs(out.astype(int) - ref_color_noise(c, np.uint64(77), 3.0))
     assert diff.max() <= 1 and (diff == 0).mean() > 0.999
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import facecap.take as take_mod
+import facecap.take.recorder as take_recorder
 from facecap.pose import from_euler
 from facecap.state import FaceState
 from facecap.take import (
@@ -28,10 +29,9 @@ from facecap.take import (
     TakeRecorder,
     TakeRecoveryWarning,
     TakeWriteError,
-    frames_to_timecode,
     load_take,
-    timecode_to_frames,
 )
+from facecap.timecode import frames_to_timecode, timecode_to_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -198,7 +198,7 @@ def test_recorder_validates_input(tmp_path):
 def test_background_fsync_runs(tmp_path, monkeypatch):
     synced = []
     real = os.fsync
-    monkeypatch.setattr(take_mod.os, "fsync", lambda fd: (synced.append(time.monotonic()), real(fd)))
+    monkeypatch.setattr(take_recorder.os, "fsync", lambda fd: (synced.append(time.monotonic()), real(fd)))
     rec = TakeRecorder(tmp_path / "t", fps=60, sync_interval=0.1)
     n0 = len(synced)
     for s in synthetic_states(30):
@@ -327,7 +327,7 @@ def test_bad_take_folders_give_clear_errors(tmp_path):
 # ----------------------------------------------------------------------------------------- full disk
 def test_disk_full_is_reported_and_earlier_frames_stay_readable(tmp_path, monkeypatch):
     states = synthetic_states(40)
-    real = take_mod._os_write
+    real = take_recorder._os_write
     calls = {"n": 0}
 
     def flaky(fd, data):
@@ -340,7 +340,7 @@ def test_disk_full_is_reported_and_earlier_frames_stay_readable(tmp_path, monkey
 
     p = tmp_path / "t"
     rec = TakeRecorder(p, fps=60, start_timecode="10:00:00:00")
-    monkeypatch.setattr(take_mod, "_os_write", flaky)
+    monkeypatch.setattr(take_recorder, "_os_write", flaky)
     with pytest.raises(TakeWriteError) as ei:
         for s in states:
             rec.write(s)
@@ -349,7 +349,7 @@ def test_disk_full_is_reported_and_earlier_frames_stay_readable(tmp_path, monkey
     assert "disk is full" in str(err) and "25 frames" in str(err) and str(p) in str(err)
     with pytest.raises(TakeWriteError):  # later writes keep failing loudly
         rec.write(states[30])
-    monkeypatch.setattr(take_mod, "_os_write", real)
+    monkeypatch.setattr(take_recorder, "_os_write", real)
     rec.close()
     meta = json.loads((p / "take.json").read_text())
     assert meta["complete"] is False and "disk is full" in meta["error"] and meta["frames"] == 25
@@ -405,7 +405,7 @@ def test_raw_rgbd_is_written_beside_the_take(tmp_path):
 
 
 def test_raw_rgbd_writer_failures_do_not_lose_tracked_frames(tmp_path, monkeypatch):
-    import facecap.realsense as rs_mod
+    import facecap.realsense.raw as rs_mod
 
     def broken(path, frames, fps=None):
         next(iter(frames))
@@ -475,6 +475,7 @@ def test_raw_writer_that_cannot_start_leaks_no_thread_or_file(tmp_path, monkeypa
     import threading
 
     from facecap import camera_access
+    from facecap.realsense import raw as rs_raw
 
     def no_realsense(*a, **k):
         raise ImportError(
@@ -482,7 +483,7 @@ def test_raw_writer_that_cannot_start_leaks_no_thread_or_file(tmp_path, monkeypa
         )
 
     threads, fds = set(threading.enumerate()), _open_fds()
-    monkeypatch.setattr(take_mod, "_RawWriter", no_realsense)
+    monkeypatch.setattr(rs_raw, "RawRecorder", no_realsense)
     with pytest.raises(ImportError, match="pip install pyrealsense2"):
         TakeRecorder(tmp_path / "a", fps=60, raw_rgbd=True)
     assert set(threading.enumerate()) <= threads and _open_fds() <= fds
@@ -503,7 +504,7 @@ def test_raw_writer_that_cannot_start_leaks_no_thread_or_file(tmp_path, monkeypa
 
 def test_interrupt_inside_a_write_leaves_no_partial_record(tmp_path, monkeypatch):
     states = synthetic_states(10)
-    real = take_mod._os_write
+    real = take_recorder._os_write
     calls = {"n": 0}
 
     def interrupted(fd, data):
@@ -516,7 +517,7 @@ def test_interrupt_inside_a_write_leaves_no_partial_record(tmp_path, monkeypatch
     p = tmp_path / "t"
     with pytest.raises(KeyboardInterrupt):
         with TakeRecorder(p, fps=60, start_timecode="10:00:00:00") as rec:
-            monkeypatch.setattr(take_mod, "_os_write", interrupted)
+            monkeypatch.setattr(take_recorder, "_os_write", interrupted)
             for s in states:
                 rec.write(s)
     with warnings.catch_warnings():
