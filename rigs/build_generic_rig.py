@@ -14,8 +14,11 @@ Construction
   radial features (eye sockets, brow ridge, cheekbones, muzzle, lips, chin), smoothly maxed with a prolate
   "lid" spheroid over each eyeball so the lids rest on the eye.
 * **Topology.** Points of the right half (``X <= 0``): a graded grid, rings that follow the eyelid margins
-  and the lip contact line, and the domain rim; Delaunay-triangulated in ``(X, Y)``, triangles inside the
-  eye and mouth openings removed, then mirrored, so the mesh is exactly left/right symmetric.
+  and the lip contact line, and the domain rim; Delaunay-triangulated in ``(X, Y)`` (slightly sheared, so
+  the grid's co-circular rectangles get one diagonal by rule, not by rounding), triangles inside the eye and
+  mouth openings removed, then mirrored, so the mesh is exactly left/right symmetric.
+* **Reproducibility.** Every discrete decision asserts a margin over floating-point noise (see
+  ``_require_margin``), so the rig is the same on any CPU.
 * **Expressions.** Each right-side shape is a displacement field with compact smooth support; left shapes
   are their exact mirror images; centre shapes are symmetrized.
 
@@ -127,6 +130,68 @@ def _smax(a, b, k):
 
 def _smin(a, b, k):
     return -_smax(-a, -b, k)
+
+
+# ---------------------------------------------------------------------------------------------- robustness
+# The build must give the same rig on every CPU. Transcendental functions (numpy dispatches SIMD versions by
+# CPU features; libm builds differ) and BLAS kernels (OpenBLAS picks one per core type) may round the last
+# bit differently, which moves computed values here by ~1e-13 mm (1e-12 mm where the ray bisection of
+# `_ray_exit` stops). So no discrete decision of the build (a comparison, a rounding, an argmin, a
+# triangulation) may rest on a floating-point tie: each asserts that its inputs keep a margin far above
+# that noise, and the build fails loudly instead of depending on the CPU. Continuous steps (bisection,
+# clip, smooth maxima, interpolation) only pass the noise on; the float32 rig absorbs it (`compare_rigs`).
+TIE_MARGIN = 1e-7  # smallest distance of a decided value from its threshold (mm, or unitless)
+TRI_SHEAR = 1e-3  # Delaunay runs on (X, Y + TRI_SHEAR * X): every grid rectangle gets the same diagonal
+INCIRCLE_MARGIN = 1e-6  # smallest relative distance of a quad's fourth point from the circumcircle
+BARY_SNAP = 1e-9  # landmark barycentric coordinates below this are on an edge/vertex by construction
+LID_TOL = 1e-7  # rad (and in tau): lid margin vertices count as above/below the opening; corners as neither
+
+
+def _require_margin(what, value, threshold=0.0, margin=TIE_MARGIN, exact_ok=False):
+    """Raise unless every decided value keeps a margin from the threshold it is compared with.
+
+    Parameters
+    ----------
+    what : str
+        The decision, for the error message.
+    value : array_like of float
+        Values the caller compares with ``threshold``; non-finite values are ignored.
+    threshold : float or array_like of float
+        The threshold (broadcast against ``value``).
+    margin : float
+        Smallest allowed ``|value - threshold|``, in the values' unit.
+    exact_ok : bool
+        Allow values exactly equal to the threshold: points constructed on it with correctly rounded
+        arithmetic only (``+ - * / sqrt``, no transcendental function), which every IEEE-754 CPU computes
+        identically.
+
+    Raises
+    ------
+    RuntimeError
+        If a value lies closer than ``margin`` to the threshold: the result would depend on the CPU.
+    """
+    gap = np.abs(np.asarray(value, float) - threshold)
+    gap = gap[np.isfinite(gap) & ~((gap == 0) & exact_ok)]
+    if gap.size and gap.min() < margin:
+        raise RuntimeError(
+            f"{what}: a value lies {gap.min():.3g} from its threshold (margin {margin:g}), so the build "
+            "would depend on the CPU's rounding; move a design constant slightly"
+        )
+
+
+def _argbest(values, what, largest=True, margin=TIE_MARGIN):
+    """Index of the largest (or smallest) value, which must beat the runner-up by ``margin``."""
+    v = np.asarray(values, float) * (1 if largest else -1)
+    k = int(np.argmax(v))
+    if len(v) > 1:
+        _require_margin(what, v[k] - np.max(np.delete(v, k)), 0.0, margin)
+    return k
+
+
+def _round_int(x, what):
+    """``round(x)`` as an int; ``x`` must not lie within ``TIE_MARGIN`` of a half-integer."""
+    _require_margin(what, x % 1.0, 0.5)
+    return int(round(x))
 
 
 def _dirs(X, Y):
@@ -263,6 +328,7 @@ def _spheroid_exit(side, d):
     a1 = -2 * c1 * da * ea - 2 * de / LID_RADIUS**2
     a0 = c1 * ea * ea + (E @ E) / LID_RADIUS**2 - 1
     disc = a1 * a1 - 4 * a2 * a0
+    _require_margin("lid spheroid: ray tangency", disc)
     t = (-a1 + np.sqrt(np.clip(disc, 0, None))) / (2 * a2)
     return np.where(disc > 0, t, -1e9)
 
@@ -387,7 +453,7 @@ def _domain_boundary_half(spacing):
 def _resample_open(pts, spacing):
     seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
     cum = np.concatenate([[0], np.cumsum(seg)])
-    n = max(2, int(round(cum[-1] / spacing)))
+    n = max(2, _round_int(cum[-1] / spacing, "resampled polyline: number of points"))
     t = np.linspace(0, cum[-1], n + 1)
     return np.stack([np.interp(t, cum, pts[:, 0]), np.interp(t, cum, pts[:, 1])], -1)
 
@@ -395,12 +461,14 @@ def _resample_open(pts, spacing):
 def _resample_closed(pts, spacing, start_angle=0.0):
     c = pts.mean(0)
     ang = np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0])
-    k = int(np.argmin(np.abs(np.angle(np.exp(1j * (ang - start_angle))))))
+    k = _argbest(
+        np.abs(np.angle(np.exp(1j * (ang - start_angle)))), "closed ring: start point", largest=False
+    )
     pts = np.roll(pts, -k, axis=0)
     closed = np.vstack([pts, pts[:1]])
     seg = np.linalg.norm(np.diff(closed, axis=0), axis=1)
     cum = np.concatenate([[0], np.cumsum(seg)])
-    n = max(8, int(round(cum[-1] / spacing)))
+    n = max(8, _round_int(cum[-1] / spacing, "resampled ring: number of points"))
     t = np.linspace(0, cum[-1], n, endpoint=False)
     return np.stack([np.interp(t, cum, closed[:, 0]), np.interp(t, cum, closed[:, 1])], -1)
 
@@ -420,8 +488,11 @@ def _offset_polyline(pts, d, closed, arc_step=0.14):
             n_out = n[min(i, len(n) - 1)]
         a0, a1 = np.arctan2(n_in[1], n_in[0]), np.arctan2(n_out[1], n_out[0])
         da = np.angle(np.exp(1j * (a1 - a0)))
+        _require_margin("offset polyline: corner test", abs(da), np.radians(20))
         if abs(da) > np.radians(20):
-            k = int(np.ceil(abs(da) / arc_step))
+            steps = abs(da) / arc_step
+            _require_margin("offset polyline: arc steps", steps - np.round(steps))
+            k = int(np.ceil(steps))
             for a in a0 + da * np.linspace(0, 1, k + 1):
                 out.append(pts[i] + d * np.array([np.cos(a), np.sin(a)]))
         else:
@@ -474,12 +545,13 @@ def _face_points_half():
     add(mu, "margin_upper")  # includes both corners (tau = -1, 1)
     add(ml[1:-1], "margin_lower")
     loop = np.vstack([mu, ml[1:-1][::-1]])
+    _require_margin("eye loop orientation", _signed_area(loop))
     if _signed_area(loop) < 0:
         loop = loop[::-1]
     eye_rings = [(1.0, 1.0), (2.1, 1.25), (3.4, 1.5), (4.9, 1.8), (6.6, 2.1), (8.5, 2.4)]
     for d, h in eye_rings:
         add(_resample_closed(_offset_polyline(loop, d, True), h, np.pi / 2), "eye_ring")
-    eye_excl = MplPath(_offset_polyline(loop, eye_rings[-1][0] + 1.7, True))
+    eye_excl = _offset_polyline(loop, eye_rings[-1][0] + 1.7, True)
     # mouth: contact contours (upper and lower inner lip), rings round the right corner
     up, lo = _mouth_lens()
     half = up[:, 0] <= 0
@@ -494,7 +566,7 @@ def _face_points_half():
         arc = _resample_open(_offset_polyline(half_lens, d, False), h)
         arc[0, 0] = arc[-1, 0] = 0.0
         add(arc, "mouth_ring")
-    mouth_excl = MplPath(_offset_polyline(lens, mouth_rings[-1][0] + 1.6, True))
+    mouth_excl = _offset_polyline(lens, mouth_rings[-1][0] + 1.6, True)
     # domain rim
     rim = _domain_boundary_half(3.2)
     rim[0, 0] = rim[-1, 0] = 0.0
@@ -511,11 +583,15 @@ def _face_points_half():
     gy = _graded(DOMAIN_Y[0], DOMAIN_Y[1], hy)
     GX, GY = np.meshgrid(gx[gx <= 0], gy)
     g = np.stack([GX.ravel(), GY.ravel()], -1)
-    keep = _domain_rho(g[:, 0], g[:, 1]) < 1 - 2.2 / 100
-    keep &= ~eye_excl.contains_points(g) & ~mouth_excl.contains_points(g)
+    rho = _domain_rho(g[:, 0], g[:, 1])
+    _require_margin("grid points: domain rim", rho, 1 - 2.2 / 100)
+    keep = rho < 1 - 2.2 / 100
+    keep &= ~_inside_polygon(g, eye_excl, "grid points: eye exclusion")
+    keep &= ~_inside_polygon(g, mouth_excl, "grid points: mouth exclusion")
     add(g[keep], "grid")
     P = np.vstack(pts)
-    P[np.abs(P[:, 0]) < 1e-9, 0] = 0.0
+    _require_margin("midline snap", np.abs(P[:, 0]), 1e-6)
+    P[np.abs(P[:, 0]) < 1e-6, 0] = 0.0
     tags = np.array(tags)
     # drop near-duplicates (keep the first, i.e. the feature points)
     order_keep = _dedupe(P, 0.25)
@@ -527,10 +603,27 @@ def _signed_area(poly):
     return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
 
 
+def _segment_distance(pts, poly):
+    """Distance (mm) from points ``(n, 2)`` to the edges of a closed polygon ``(m, 2)``."""
+    a = poly[None, :, :]
+    e = np.roll(poly, -1, axis=0)[None, :, :] - a
+    q = pts[:, None, :] - a
+    t = np.clip(np.sum(q * e, -1) / np.sum(e * e, -1), 0.0, 1.0)
+    return np.sqrt(np.sum(np.square(q - t[..., None] * e), -1)).min(1)
+
+
+def _inside_polygon(pts, poly, what):
+    """Points inside a closed polygon; none may lie within ``TIE_MARGIN`` of its edges."""
+    _require_margin(what, _segment_distance(pts, poly))
+    return MplPath(poly).contains_points(pts)
+
+
 def _dedupe(P, tol):
     from scipy.spatial import cKDTree
 
     tree = cKDTree(P)
+    near = np.array(sorted(tree.query_pairs(2 * tol)), dtype=int).reshape(-1, 2)
+    _require_margin("near-duplicate points", np.linalg.norm(P[near[:, 0]] - P[near[:, 1]], axis=1), tol)
     drop = np.zeros(len(P), bool)
     for i, j in sorted(tree.query_pairs(tol)):
         if not drop[i] and not drop[j]:
@@ -539,14 +632,91 @@ def _dedupe(P, tol):
 
 
 def _triangulate_half(P, eye_loop, lens):
-    tri = Delaunay(P).simplices
+    """Triangles (counter-clockwise in (X, Y)) of the right half's points, eye and mouth openings removed.
+
+    Parameters
+    ----------
+    P : (n, 2) float64
+        Parameter points (mm) of the right half.
+    eye_loop, lens : (m, 2) float64
+        Closed polygons of the eye opening and the mouth slit.
+
+    Returns
+    -------
+    (f, 3) int64
+        Vertex indices into ``P``.
+
+    Notes
+    -----
+    The rectangles of the background grid have co-circular corners, so a plain Delaunay triangulation would
+    pick their diagonals by the last bits of the coordinates. It runs on the sheared points
+    ``(X, Y + TRI_SHEAR * X)`` instead, which turns each rectangle into a parallelogram whose shorter
+    diagonal (upper left to lower right) wins by a margin, and every quad of the result is checked to be
+    decided by at least ``INCIRCLE_MARGIN`` (`_require_delaunay_margin`). The shear is exact on the midline
+    (``X = 0``), so the half still ends on a straight edge there. The triangles are returned in a canonical
+    order (`_canonical_order`).
+    """
+    Q = np.column_stack([P[:, 0], P[:, 1] + TRI_SHEAR * P[:, 0]])
+    tri = Delaunay(Q).simplices
     a, b, c = P[tri[:, 0]], P[tri[:, 1]], P[tri[:, 2]]
     area = 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+    _require_margin("triangle area", np.abs(area), 1e-6)
     tri = np.where((area < 0)[:, None], tri[:, [0, 2, 1]], tri)
     tri = tri[np.abs(area) > 1e-6]
+    _require_delaunay_margin(Q, tri)
     cen = P[tri].mean(1)
-    holes = MplPath(eye_loop).contains_points(cen) | MplPath(lens).contains_points(cen)
-    return tri[~holes]
+    holes = _inside_polygon(cen, eye_loop, "eye opening") | _inside_polygon(cen, lens, "mouth slit")
+    return _canonical_order(tri[~holes])
+
+
+def _canonical_order(tri):
+    """Triangles rotated to start at their smallest index (orientation kept) and sorted.
+
+    Qhull lists the triangles in an order that depends on the coordinates' last bits.
+    """
+    k = np.argmin(tri, axis=1)[:, None]
+    tri = np.take_along_axis(tri, (k + np.arange(3)) % 3, axis=1)
+    return tri[np.lexsort(tri.T[::-1])]
+
+
+def _incircle_margin(Q, tri):
+    """Relative distance of each interior edge's far point from the circumcircle across the edge.
+
+    Parameters
+    ----------
+    Q : (n, 2) float64
+        Points.
+    tri : (f, 3) int
+        Triangles of a triangulation of ``Q``.
+
+    Returns
+    -------
+    (e,) float64
+        ``(|d - o| - r) / r`` for every pair of triangles sharing an edge, with ``o, r`` the circumcircle of
+        one triangle and ``d`` the other triangle's vertex opposite the edge: > 0 where the edge is locally
+        Delaunay, 0 for co-circular quads (where either diagonal would do).
+    """
+    edges = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
+    opposite = np.concatenate([tri[:, 2], tri[:, 0], tri[:, 1]])
+    owner = np.tile(np.arange(len(tri)), 3)
+    key = edges[:, 0] * len(Q) + edges[:, 1]
+    order = np.argsort(key, kind="stable")
+    shared = np.flatnonzero(key[order][1:] == key[order][:-1])
+    t_own, d = owner[order[shared]], opposite[order[shared + 1]]
+    a, b, c = (Q[tri[t_own, k]] for k in range(3))
+    ba, ca = b - a, c - a
+    den = 2.0 * (ba[:, 0] * ca[:, 1] - ba[:, 1] * ca[:, 0])
+    bb, cc = np.sum(ba * ba, 1), np.sum(ca * ca, 1)
+    o = np.column_stack([ca[:, 1] * bb - ba[:, 1] * cc, ba[:, 0] * cc - ca[:, 0] * bb]) / den[:, None]
+    r = np.linalg.norm(o, axis=1)
+    return (np.linalg.norm(Q[d] - a - o, axis=1) - r) / r
+
+
+def _require_delaunay_margin(Q, tri):
+    """Raise unless every interior edge of ``tri`` is Delaunay by at least ``INCIRCLE_MARGIN``."""
+    _require_margin(
+        "Delaunay triangulation (co-circular quad)", _incircle_margin(Q, tri), 0.0, INCIRCLE_MARGIN
+    )
 
 
 def _mirror_assemble(P3, tri, is_mid, mirror_cols=(0,)):
@@ -571,6 +741,7 @@ def _surface(X, Y):
     """Face surface points and their lid-spheroid blend weight for parameter points."""
     d = _dirs(X, Y)
     r_face = _ray_exit(X, Y) + _radial_features(X, Y)
+    _require_margin("surface: side of the midline", X, exact_ok=True)
     side = np.where(X < 0, -1, 1)
     r_lid = np.where(side < 0, _spheroid_exit(-1, d), _spheroid_exit(1, d))
     r = _smax(r_face, r_lid, 2.5)
@@ -590,7 +761,7 @@ def _eyeball_half():
     T_, P_ = np.meshgrid(th, ph, indexing="ij")
     ring = np.stack([np.sin(T_) * np.cos(P_), np.sin(T_) * np.sin(P_), np.cos(T_)], -1).reshape(-1, 3)
     V = E + EYE_RADIUS * np.vstack([[0.0, 0.0, 1.0], ring])
-    polar = np.concatenate([[0.0], np.degrees(T_).ravel()])
+    polar = np.concatenate([[0.0], np.repeat(EYE_RINGS_DEG, EYE_SECTORS)])  # exact, for colour thresholds
     tris = []
     n = EYE_SECTORS
     for j in range(n):  # apex fan, counter-clockwise seen from outside (+z)
@@ -629,7 +800,9 @@ def _canthus_half():
     q = V[T].mean(1) - E
     outward = q - (q @ a)[:, None] * a
     n = np.cross(V[T[:, 1]] - V[T[:, 0]], V[T[:, 2]] - V[T[:, 0]])
-    flip = np.einsum("ij,ij->i", n, outward) < 0
+    facing = np.einsum("ij,ij->i", n, outward)
+    _require_margin("corner backing: orientation", facing)
+    flip = facing < 0
     T[flip] = T[flip][:, [0, 2, 1]]
     return V, T
 
@@ -752,7 +925,7 @@ def build_geometry():
 SKIN = np.array([200, 152, 124], float)
 BROW = np.array([68, 50, 40], float)
 LIP = np.array([172, 88, 88], float)
-LASH = np.array([55, 38, 32], float)
+LASH = np.array([56, 38, 32], float)  # 55 would put the upper lash line exactly on a rounding tie
 NOSTRIL = np.array([70, 40, 36], float)
 SCLERA = np.array([236, 232, 224], float)
 IRIS = np.array([92, 64, 42], float)
@@ -783,6 +956,7 @@ def _colors(g):
     mix(face, SKIN + (10, 8, 8), 0.6 * _eb(np.nan_to_num(X), Yf, 0.0, 45.0, 50.0, 25.0))  # lighter forehead
     mix(face, BROW, 0.92 * _brow_weight(np.nan_to_num(X), Yf))
     upper, t = _lip_coords(np.nan_to_num(X), Yf)
+    _require_margin("lip colour: mouth width", ax[face], MOUTH_W, exact_ok=True)  # exact: the corners
     w_lip = (1 - _smoothstep((t - 0.8) / 0.35)) * (ax < MOUTH_W)
     mix(face, LIP, w_lip)
     mix(face, LASH, (tag == "margin_upper").astype(float) * 0.9)
@@ -800,13 +974,17 @@ def _colors(g):
     col[eye & (pol <= 11.0)] = PUPIL
     can = part == 2
     col[can] = CANTHUS_COLOR
+    _require_margin("caruncle colour", np.abs(V[can, 0]), EYE_CENTER[0])
     col[can & (g["V"][:, 0] * np.sign(g["V"][:, 0]) < EYE_CENTER[0])] = CARUNCLE
     cav = part == 3
     col[cav] = MOUTH_DARK
     row = Yf - _lip_line(np.nan_to_num(X)) + CAVITY_SHIFT
+    _require_margin("teeth colour: width", np.abs(X[cav]), 21.0)
+    _require_margin("teeth colour: rows", np.abs(row[cav]), 3.6)
     teeth = cav & (np.abs(np.nan_to_num(X)) < 21.0) & (np.abs(row) > 3.6)
     col[teeth] = TEETH
     col[part == 4] = TONGUE
+    _require_margin("colour quantisation", col[face] % 1.0, 0.5)  # the other parts have constant colours
     return np.clip(np.round(col), 0, 255).astype(np.uint8)
 
 
@@ -835,22 +1013,25 @@ def _landmark_params():
     out = {}
     Y, p = _midline_profile()
 
-    def arg(fn, lo, hi):
+    def arg(what, lo, hi, largest=True):  # sample of the midline profile with the largest/smallest depth
         sel = (Y >= lo) & (Y <= hi)
-        return float(Y[sel][fn(p[sel])])
+        return float(Y[sel][_argbest(p[sel, 2], what, largest)])
 
-    y_tip = arg(lambda q: np.argmax(q[:, 2]), -45, -15)
-    y_glab = arg(lambda q: np.argmax(q[:, 2]), 10, 35)
+    y_tip = arg("nose tip", -45, -15)
+    y_glab = arg("glabella", 10, 35)
     y_border = float(_lip_line(0.0) + _lip_gap(0.0) / 2 + _upper_border(0.0))
     # subnasale: where the profile below the tip turns from the columella (shallow) to the lip (steep)
     slope = np.abs(np.gradient(p[:, 2]) / np.gradient(p[:, 1]))
     idx = np.flatnonzero((Y > y_border) & (Y < y_tip))[::-1]  # from the tip downwards
     k0 = int(np.argmax(slope[idx] > 1.0))
-    y_sub = float(Y[idx[k0 + int(np.argmax(slope[idx[k0:]] < 1.0))]])
-    y_sulcus = arg(lambda q: np.argmin(q[:, 2]), -75, -62)
-    y_pog = arg(lambda q: np.argmax(q[:, 2]), -92, y_sulcus)
+    k1 = k0 + int(np.argmax(slope[idx[k0:]] < 1.0))
+    _require_margin("subnasale", slope[idx[: k1 + 1]], 1.0)
+    y_sub = float(Y[idx[k1]])
+    y_sulcus = arg("mentolabial sulcus", -75, -62, largest=False)
+    y_pog = arg("pogonion", -92, y_sulcus)
     # menton as seen from the front: where the chin's midline turns 70 degrees away from the view
     tz = np.gradient(p[:, 2]) / np.hypot(np.gradient(p[:, 1]), np.gradient(p[:, 2]))
+    _require_margin("menton", np.abs(tz[Y < y_pog]), np.cos(np.radians(20)))
     below = (Y < y_pog) & (np.abs(tz) > np.cos(np.radians(20)))
     y_men = float(Y[below][-1]) if below.any() else float(Y[0])
 
@@ -909,7 +1090,26 @@ def _landmark_params():
 
 
 def _barycentric_locate(XY, T, pts):
-    """Triangle and barycentric coordinates of 2-D points in a 2-D triangulation."""
+    """Triangle and barycentric coordinates of 2-D points in a 2-D triangulation.
+
+    Parameters
+    ----------
+    XY : (n, 2) float64
+        Vertex positions.
+    T : (f, 3) int
+        Triangles.
+    pts : (k, 2) float64
+        Query points; each must lie in the triangulation.
+
+    Returns
+    -------
+    tris : (k, 3) int
+        A triangle ``T[j]`` containing each point or, for a point on an edge or at a vertex (barycentric
+        coordinates below ``BARY_SNAP``, which several triangles share), the canonical ``(a, b, b)`` or
+        ``(a, a, a)`` with ``a < b``, so the choice does not depend on rounding.
+    bary : (k, 3) float64
+        Barycentric coordinates (sum 1, zero for the repeated vertices).
+    """
     a, b, c = XY[T[:, 0]], XY[T[:, 1]], XY[T[:, 2]]
     v0, v1 = b - a, c - a
     den = v0[:, 0] * v1[:, 1] - v1[:, 0] * v0[:, 1]
@@ -920,10 +1120,19 @@ def _barycentric_locate(XY, T, pts):
         l2 = (v0[:, 0] * v2[:, 1] - v2[:, 0] * v0[:, 1]) / den
         l0 = 1 - l1 - l2
         k = int(np.argmax(np.minimum(np.minimum(l0, l1), l2)))
-        if min(l0[k], l1[k], l2[k]) < -1e-6:
+        lam = np.array([l0[k], l1[k], l2[k]])
+        if lam.min() < -BARY_SNAP:
             raise ValueError(f"landmark point {q} lies outside the face mesh")
-        tris.append(T[k])
-        bary.append((l0[k], l1[k], l2[k]))
+        _require_margin("landmark on an edge or inside a triangle", np.abs(lam), BARY_SNAP, 0.9 * BARY_SNAP)
+        on = np.abs(lam) > BARY_SNAP
+        if on.all():
+            tris.append(T[k])
+            bary.append(tuple(lam))
+            continue
+        order = np.argsort(T[k][on])
+        v, w = T[k][on][order], lam[on][order] / lam[on].sum()
+        tris.append(tuple(v) + (v[-1],) * (3 - len(v)))
+        bary.append(tuple(w) + (0.0,) * (3 - len(v)))
     return np.array(tris), np.array(bary)
 
 
@@ -940,6 +1149,7 @@ def _landmarks(g):
     def vertex_at(xy):
         d = np.linalg.norm(XY[fidx] - xy, axis=1)
         k = int(np.argmin(d))
+        _require_margin("landmark vertex", d[k], 1e-6, 0.5e-6)
         if d[k] > 1e-6:
             raise RuntimeError(f"no face vertex at {xy}")
         return int(fidx[k])
@@ -963,6 +1173,7 @@ def _landmarks(g):
             x = spec[1]
             j = int(np.clip(np.searchsorted(xs, x), 1, len(xs) - 1))
             t = float((x - xs[j - 1]) / (xs[j] - xs[j - 1]))
+            _require_margin("lip landmark at a vertex", [t, 1 - t], 1e-9, 0.5e-9)
             if t < 1e-9:
                 rows[name] = ((c[j - 1],) * 3, (1.0, 0.0, 0.0))
             elif t > 1 - 1e-9:
@@ -1019,12 +1230,17 @@ def _fields(g):
         d_lo[m] = _polyline_distance(np.column_stack([X[m], Y[m]]), lo)
     tau = (s - EYE_S_CENTER) / EYE_HALF_WIDTH
     au, al = _margin_alpha(np.clip(tau, -1, 1))
-    inside = face & (np.abs(tau) < 1)
+    # the eye corners (|tau| = 1 up to rounding) are neither above nor below the opening
+    _require_margin("eye corners", np.abs(tau[face]), 1 - LID_TOL, LID_TOL / 2)
+    inside = face & (np.abs(tau) < 1 - LID_TOL)
     f.update(tau=tau, alpha=alpha, d_up=d_up, d_lo=d_lo)
-    f["above"] = inside & (alpha >= au - 1e-9)
-    f["below"] = inside & (alpha <= al + 1e-9)
+    _require_margin("above the upper lid margin", alpha[inside], au[inside] - LID_TOL, LID_TOL / 2)
+    _require_margin("below the lower lid margin", alpha[inside], al[inside] + LID_TOL, LID_TOL / 2)
+    f["above"] = inside & (alpha >= au - LID_TOL)
+    f["below"] = inside & (alpha <= al + LID_TOL)
     f["lid_open"] = np.where(np.abs(tau) < 1, au - al, 0.0)  # margin gap angle (rad)
-    # lips and jaw
+    # lips and jaw (exactly on the contact line: only the mouth corners)
+    _require_margin("upper or lower lip", Y[face], _lip_line(X[face]), exact_ok=True)
     upper, t = _lip_coords(X, Y)
     f["upper"] = face & upper
     f["lower"] = face & ~upper
@@ -1041,9 +1257,12 @@ def _jaw_weight(g, X, Y):
     e = np.clip(ax - MOUTH_W, 0, None)
     seam = np.where(ax <= MOUTH_W, _lip_line(X), _lip_line(MOUTH_W) + 0.42 * e * e / (e + 12.0))
     width = 0.5 + 23.5 * _smoothstep((ax - (MOUTH_W - 4.0)) / 24.0)
-    w = _smoothstep((seam - Y) / width + 0.5)
-    w = np.where(part == 0, w, 0.0)
+    u = (seam - Y) / width + 0.5
+    _require_margin("jaw weight: support", u[part == 0])  # w > 0 decides the lower_face mask
+    _require_margin("jaw weight: one half", u[part == 0], 0.5, exact_ok=True)  # jaw mask; exact: corners
+    w = np.where(part == 0, _smoothstep(u), 0.0)
     cav_row = Y - _lip_line(X) + CAVITY_SHIFT
+    _require_margin("jaw weight: mouth cavity", cav_row[part == 3])
     w = np.where(part == 3, (cav_row < 0).astype(float), w)
     return np.where(part == 4, 1.0, w)
 
@@ -1057,6 +1276,7 @@ def _masks(g, f):
     d_rim = _polyline_distance(np.column_stack([X, Y]), rim)
     border = face & (d_rim <= 7.0)
     nose_w = 10.0 + 16.0 * _smoothstep((12.0 - Y) / 40.0)
+    _require_mask_margins(f, d_rim, nose_w)
     m = {
         "eyeballs": part == 1,
         "eyelids": face & (np.minimum(f["d_up"], f["d_lo"]) <= 11.5),
@@ -1074,6 +1294,28 @@ def _masks(g, f):
     }
     m["track"] = face & ~border & (ax <= 108.0) & (Y <= 60.0) & (Y >= -96.0)
     return m
+
+
+def _require_mask_margins(f, d_rim, nose_w):
+    """Assert that no face vertex lies on a threshold of the masks in `_masks` (see `_require_margin`)."""
+    face = f["face"]
+    X, Y, ax = f["X"][face], f["Y"][face], f["ax"][face]
+    _, t = _lip_coords(X, Y)
+    fields = (
+        ("border", d_rim[face], 7.0), ("eyelids", np.minimum(f["d_up"], f["d_lo"])[face], 11.5),
+        ("brows", _ell(ax, Y, 34.0, 17.0, 41.0, 18.0), 1.0), ("lips", t, 1.0),
+        ("mouth", _ell(X, Y, 0.0, MOUTH_Y - 6.0, MOUTH_W + 24.0, 34.0), 1.0),
+        ("cheeks", _ell(ax, Y, 46.0, -38.0, 42.0, 40.0), 1.0),
+    )  # fmt: skip
+    for name, value, threshold in fields:
+        _require_margin(f"mask {name}", value, threshold)
+    # on coordinates: grid lines (exact arithmetic) and the mouth corners may lie exactly on a threshold
+    coords = (
+        ("forehead", Y, 14.0), ("nose", ax, nose_w[face]), ("nose", Y, 12.0), ("nose", Y, -44.0),
+        ("lips", ax, MOUTH_W), ("track", ax, 108.0), ("track", Y, 60.0), ("track", Y, -96.0),
+    )  # fmt: skip
+    for name, value, threshold in coords:
+        _require_margin(f"mask {name} (coordinates)", value, threshold, exact_ok=True)
 
 
 # Masks whose union must contain each shape's support (checked by the builder and the tests).
@@ -1204,7 +1446,8 @@ def _right_shapes(g, f):
     lip_lo = lower & (t <= 2.2)
     w_lo = np.where(lip_lo, _falloff(t, 1.0, 2.2), 0.0) * taper
     w_up = np.where(upper & (t <= 2.0), _falloff(t, 1.0, 2.0), 0.0) * taper
-    drop = float(np.linalg.norm(jaw_open[np.argmin(np.where(lower, np.abs(X) + np.abs(t), np.inf))]))
+    k = _argbest(np.where(lower, np.abs(X) + np.abs(t), np.inf), "lower lip centre", largest=False)
+    drop = float(np.linalg.norm(jaw_open[k]))
     out["mouthClose"] = -0.85 * jaw_open * w_lo[:, None] + vec(w_up, (0, -0.15 * drop, 0))
     w = _eb(X, Y, -(MOUTH_W + 2.0), Lc, 9.0, 9.0) * face
     out["mouthDimpleRight"] = vec(w, (-1.2, 0.3, -3.5))
@@ -1339,7 +1582,29 @@ def build_generic_rig() -> Rig:
 
 
 def compare_rigs(a: Rig, b: Rig, atol: float = 1e-7) -> list[str]:
-    """Differences between two rigs (empty when equal): arrays within ``atol`` metres, the rest exactly."""
+    """Differences between two rigs (empty when equal).
+
+    Parameters
+    ----------
+    a, b : Rig
+        The rigs.
+    atol : float
+        Tolerance of the float arrays (``neutral``, ``deltas`` in metres, ``landmark_bary``).
+
+    Returns
+    -------
+    list of str
+        One message per differing field; triangles, landmark ids and triangles, mirror, colors, masks,
+        name and meta are compared exactly.
+
+    Notes
+    -----
+    What the builder guarantees on any CPU: every discrete output (triangles, landmarks, masks, colors) is
+    identical, because no decision rests on a floating-point tie (`_require_margin`); the float arrays are
+    float32 roundings of float64 values that move by ~1e-12 mm at most, so at most their last float32 bit
+    (< 1e-7) can differ. In practice rebuilds under other SIMD and BLAS kernels and with 1-ulp noise on the
+    transcendental functions give byte-identical files; ``atol = 1e-7`` leaves room for that bit.
+    """
     diffs = []
     for k in ("neutral", "deltas", "landmark_bary"):
         x, y = getattr(a, k), getattr(b, k)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import platform
 import shutil
+import subprocess
+import sys
+import types
 
 import numpy as np
 import pytest
 from conftest import ROOT, shared_path
 
 from facecap import arkit
-from facecap.rig import DEFAULT_RIG_PATH, MEDIAPIPE_LANDMARKS, Rig, load_rig
+from facecap.formats import load_rig
+from facecap.rig import DEFAULT_RIG_PATH, MEDIAPIPE_LANDMARKS, Rig
 
 FLIP = np.array([-1.0, 1.0, 1.0])
 PARTS = ("face", "eyeball", "canthus", "cavity", "tongue")
@@ -393,6 +399,83 @@ def test_check_command_detects_a_stale_file(builder, fresh, tmp_path, capsys):
     out = tmp_path / "sub" / "new.npz"
     assert builder.main(["--out", str(out)]) == 0
     assert builder.compare_rigs(Rig.load(out), fresh, atol=0.0) == []
+
+
+# ------------------------------------------------------------------------------------------- reproducibility
+# Transcendental functions and BLAS kernels may round the last bit differently on another CPU (numpy picks
+# SIMD implementations by CPU features, OpenBLAS a kernel per core type). The build must not depend on it.
+NOISY = ("sin", "cos", "tan", "arctan", "arctan2", "arcsin", "arccos", "exp", "log", "power", "hypot")
+
+
+def _noisy_numpy(seed: int):
+    """The numpy namespace with the outputs of NOISY moved by -1, 0 or +1 ulp at random.
+
+    Results that every implementation returns exactly (0, +-1, as sin(0), cos(0)) stay exact.
+    """
+    rng = np.random.default_rng(seed)
+    ns = types.ModuleType("noisy_numpy")
+    ns.__dict__.update(np.__dict__)
+
+    def wrap(fn):
+        def noisy(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            x = np.asarray(out)
+            if x.dtype.kind != "f":
+                return out
+            step = rng.integers(-1, 2, x.shape) * (np.isfinite(x) & (x != 0) & (np.abs(x) != 1))
+            y = np.where(step == 0, x, np.nextafter(x, np.where(step > 0, np.inf, -np.inf)))
+            return y if isinstance(out, np.ndarray) else y[()]
+
+        return noisy
+
+    for name in NOISY:
+        setattr(ns, name, wrap(getattr(np, name)))
+    return ns
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_build_does_not_depend_on_last_bit_rounding(builder, fresh, seed, monkeypatch):
+    mod = _load_builder()
+    monkeypatch.setattr(mod, "np", _noisy_numpy(seed))
+    # floats within compare_rigs' tolerance; triangles, landmarks, masks, colors exactly
+    assert builder.compare_rigs(mod.build_generic_rig(), fresh) == []
+
+
+def test_check_passes_with_other_simd_and_blas_kernels():
+    try:
+        from numpy._core import _multiarray_umath as umath
+    except ImportError:  # numpy < 2
+        from numpy.core import _multiarray_umath as umath
+    env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=" ".join(getattr(umath, "__cpu_dispatch__", ())))
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        env["OPENBLAS_CORETYPE"] = "Nehalem"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "rigs" / "build_generic_rig.py"), "--check"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "matches a fresh build" in r.stdout
+
+
+def test_a_tie_fails_the_build(builder, monkeypatch):
+    mod = _load_builder()
+    monkeypatch.setattr(mod, "TRI_SHEAR", 0.0)  # plain Delaunay: grid rectangles are co-circular
+    with pytest.raises(RuntimeError, match="co-circular"):
+        mod.build_generic_rig()
+    with pytest.raises(RuntimeError, match="threshold"):
+        builder._require_margin("test", [0.3, 1.0 + 1e-12], 1.0)
+    builder._require_margin("test", [0.3, 1.0], 1.0, exact_ok=True)
+    assert builder._round_int(2.4, "test") == 2
+    with pytest.raises(RuntimeError):
+        builder._round_int(2.5, "test")
+
+
+def test_landmarks_on_edges_are_canonical(builder):
+    XY = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    T = np.array([[0, 1, 3], [0, 3, 2]])
+    tris, bary = builder._barycentric_locate(XY, T, np.array([[0.5, 0.5], [1.0, 1.0], [0.6, 0.2]]))
+    assert tris.tolist() == [[0, 3, 3], [3, 3, 3], [0, 1, 3]]
+    np.testing.assert_allclose(bary, [[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.4, 0.4, 0.2]], atol=1e-12)
 
 
 def test_colors_give_a_face_contrast(rig):
