@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .arkit import ARKIT_NAMES, NUM_SHAPES
+from .arkit import NUM_SHAPES
 from .pose import FRONTAL
 
 
@@ -37,10 +37,6 @@ class FaceState:
     gaze: np.ndarray = field(default_factory=lambda: np.zeros((2, 2), np.float32))
     index: int = 0
     rms_mm: float = float("nan")
-
-    def named_weights(self) -> dict[str, float]:
-        """``{arkit_name: weight}`` in canonical order."""
-        return {n: float(w) for n, w in zip(ARKIT_NAMES, self.weights, strict=True)}
 
     def euler(self) -> np.ndarray:
         """Head (yaw, pitch, roll) in radians, :mod:`facecap.pose` convention (not Live Link's: see

@@ -230,7 +230,6 @@ _NOSE_R = np.array([5.0, 5.0, 5.0, 4.6, 4.0, 3.5, 3.2, 3.0, 3.0, 3.0], float)  #
 _SPL_NZ = CubicSpline(_NOSE_Y, _NOSE_Z)
 _SPL_NS = CubicSpline(_NOSE_Y, _NOSE_S)
 _SPL_NR = CubicSpline(_NOSE_Y, _NOSE_R)
-NOSE_TIP_Y = -36.0
 ALA_C = np.array([12.5, -40.0, 92.0])  # left ala centre
 ALA_R = np.array([6.0, 5.0, 7.5])
 
