@@ -280,23 +280,3 @@ def mirror_name(name: str) -> str:
 
 MIRROR_PERM: np.ndarray = np.array([INDEX[mirror_name(n)] for n in ARKIT_NAMES], dtype=np.intp)
 """Canonical index of each shape's mirror image: ``w_mirrored = w[MIRROR_PERM]``."""
-
-
-def check_weight_track(weights, fps) -> tuple[np.ndarray, float]:
-    """Validate an animation: weights (N, 52) finite, canonical order, N >= 1; fps a positive number.
-
-    Returns (weights as float64, fps as float); raises ``ValueError`` naming the first bad frame and shape.
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim != 2 or w.shape[1] != NUM_SHAPES or len(w) < 1:
-        raise ValueError(f"weights must be (N, {NUM_SHAPES}) in canonical ARKit order, got {w.shape}")
-    if not np.isfinite(w).all():
-        f, k = np.argwhere(~np.isfinite(w))[0]
-        raise ValueError(f"weights contain NaN or inf (first at frame {f}, {ARKIT_NAMES[k]})")
-    try:
-        fps = float(fps)
-    except (TypeError, ValueError):
-        raise ValueError(f"fps must be a number, got {fps!r}") from None
-    if not (np.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive number, got {fps}")
-    return w, fps

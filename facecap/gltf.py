@@ -29,8 +29,11 @@ import pygltflib as gl
 
 from . import arkit
 from ._io import atomic_path
+from .checks import check_out_path, check_pose_track, check_weight_track
+from .pose import quaternions_xyzw
 from .rig import Rig, mirror_map
 
+GLTF_SUFFIXES = (".glb", ".gltf")
 _FORMAT_VERSION = 1
 _GENERATOR = "facecap"
 
@@ -47,13 +50,13 @@ _NORMALIZED_DIVISOR = {gl.BYTE: 127.0, gl.UNSIGNED_BYTE: 255.0, gl.SHORT: 32767.
 
 
 # ---------------------------------------------------------------------------------------------- colour
-def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
     """sRGB-encoded values in [0, 1] -> linear, float32 (glTF's COLOR_0 is linear)."""
     c = np.asarray(c, dtype=np.float64)
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
-def _linear_to_srgb8(c: np.ndarray) -> np.ndarray:
+def linear_to_srgb8(c: np.ndarray) -> np.ndarray:
     """Linear values in [0, 1] -> sRGB uint8."""
     c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
     s = np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
@@ -61,12 +64,34 @@ def _linear_to_srgb8(c: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- writing
-class _Writer:
-    """Accumulates one binary buffer and the bufferViews/accessors that describe it."""
+class Writer:
+    """Accumulates one binary buffer and the bufferViews/accessors that describe it.
 
-    def __init__(self) -> None:
-        self.gltf = gl.GLTF2(asset=gl.Asset(generator=_GENERATOR, version="2.0"))
+    Parameters
+    ----------
+    gltf : pygltflib.GLTF2, optional
+        A document to append to (from :func:`load_gltf`); default a new, empty one.
+    buffers : sequence of bytes
+        The data of ``gltf.buffers``, in order. They are merged into the writer's single buffer and
+        ``gltf``'s bufferViews re-pointed into it (the document is modified in place), so
+        :meth:`save` writes one self-contained file.
+    """
+
+    def __init__(self, gltf: gl.GLTF2 | None = None, buffers=()) -> None:
+        self.gltf = (
+            gltf if gltf is not None else gl.GLTF2(asset=gl.Asset(generator=_GENERATOR, version="2.0"))
+        )
         self.blob = bytearray()
+        starts = []
+        for data in buffers:
+            self.blob.extend(b"\0" * (-len(self.blob) % 4))
+            starts.append(len(self.blob))
+            self.blob.extend(data)
+        for i, bv in enumerate(self.gltf.bufferViews):
+            if not (isinstance(bv.buffer, int) and 0 <= bv.buffer < len(starts)):
+                raise ValueError(f"bufferView {i} refers to buffer {bv.buffer!r}, which does not exist")
+            bv.byteOffset = (bv.byteOffset or 0) + starts[bv.buffer]
+            bv.buffer = 0
 
     def add(
         self,
@@ -102,10 +127,42 @@ class _Writer:
         self.gltf.accessors.append(acc)
         return len(self.gltf.accessors) - 1
 
+    def add_times(self, n: int, fps: float, *, name: str | None = None) -> int:
+        """Accessor of the key times ``i / fps`` seconds, ``i < n`` (float32, with min/max); its index."""
+        times = (np.arange(n, dtype=np.float64) / fps).astype(np.float32)
+        return self.add(times, gl.FLOAT, gl.SCALAR, minmax=True, name=name)
+
+    def add_track(
+        self,
+        anim: gl.Animation,
+        times: int,
+        values: np.ndarray,
+        kind: str,
+        target_path: str,
+        nodes,
+        *,
+        name: str | None = None,
+    ) -> None:
+        """Key ``values`` (float, one ``kind`` element per key) at accessor ``times``, LINEAR, on
+        ``target_path`` (``"weights"``, ``"rotation"``, ``"translation"``) of each of ``nodes``."""
+        out = self.add(values, gl.FLOAT, kind, name=name)
+        anim.samplers.append(gl.AnimationSampler(input=times, output=out, interpolation=gl.ANIM_LINEAR))
+        for node in nodes:
+            anim.channels.append(
+                gl.AnimationChannel(
+                    sampler=len(anim.samplers) - 1,
+                    target=gl.AnimationChannelTarget(node=node, path=target_path),
+                )
+            )
+
     def save(self, path: Path) -> Path:
-        """Write ``.glb`` or ``.gltf`` (embedded base64 buffer) atomically."""
+        """Write ``.glb`` or ``.gltf`` (embedded base64 buffer and images) atomically."""
         self.blob.extend(b"\0" * (-len(self.blob) % 4))
         blob = bytes(self.blob)
+        if any(img.uri and not img.uri.startswith("data:") for img in self.gltf.images):
+            self.gltf.convert_images(
+                gl.ImageFormat.DATAURI
+            )  # external images, read from the loaded file's folder
         with atomic_path(path) as tmp:
             if path.suffix.lower() == ".glb":
                 self.gltf.buffers = [gl.Buffer(byteLength=len(blob))]
@@ -121,27 +178,18 @@ class _Writer:
         return path
 
 
-def _check_out_path(path: str | Path) -> Path:
-    path = Path(path)
-    if path.suffix.lower() not in (".glb", ".gltf"):
-        raise ValueError(f"glTF output must end in .glb (binary) or .gltf (JSON), got {path.name!r}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {path.parent}")
-    return path
-
-
-def _rig_gltf(rig: Rig) -> tuple[_Writer, int]:
+def _rig_gltf(rig: Rig) -> tuple[Writer, int]:
     """Lay out ``rig`` as one mesh on one node; return the writer and the node index."""
     if not isinstance(rig, Rig):
         raise TypeError(f"expected a facecap Rig, got {type(rig).__name__}")
     rig.validate()
-    w = _Writer()
+    w = Writer()
     attrs = gl.Attributes(
         POSITION=w.add(rig.neutral, gl.FLOAT, gl.VEC3, target=gl.ARRAY_BUFFER, minmax=True, name="neutral"),
         NORMAL=w.add(rig.vertex_normals(), gl.FLOAT, gl.VEC3, target=gl.ARRAY_BUFFER, name="normals"),
     )
     if rig.colors is not None:
-        lin = _srgb_to_linear(rig.colors / 255.0)
+        lin = srgb_to_linear(rig.colors / 255.0)
         attrs.COLOR_0 = w.add(lin, gl.FLOAT, gl.VEC3, target=gl.ARRAY_BUFFER, name="albedo")
     indices = w.add(rig.triangles.reshape(-1), gl.UNSIGNED_INT, gl.SCALAR, target=gl.ELEMENT_ARRAY_BUFFER)
     targets = [
@@ -198,32 +246,9 @@ def export_rig(rig: Rig, path: str | Path) -> Path:
         The written file. It opens in Blender / three.js with the ARKit names on the shape keys, and
         :func:`import_rig` reads it back into an identical rig.
     """
-    path = _check_out_path(path)
+    path = check_out_path(path, GLTF_SUFFIXES, "glTF output")
     w, _ = _rig_gltf(rig)
     return w.save(path)
-
-
-def _as_quaternions(rotations, n: int) -> np.ndarray:
-    r = np.asarray(rotations, dtype=np.float64)
-    if r.shape == (n, 3, 3):
-        from scipy.spatial.transform import Rotation
-
-        if not np.isfinite(r).all():
-            raise ValueError("rotations contain NaN or inf")
-        det = np.linalg.det(r)
-        if not np.allclose(det, 1.0, atol=1e-3):
-            raise ValueError("rotations must be proper rotation matrices (det = +1)")
-        return Rotation.from_matrix(r).as_quat().astype(np.float32)  # x, y, z, w: glTF's order
-    if r.shape != (n, 4):
-        raise ValueError(
-            f"rotations must be ({n}, 4) quaternions (x, y, z, w) or ({n}, 3, 3) matrices, got {r.shape}"
-        )
-    if not np.isfinite(r).all():
-        raise ValueError("rotations contain NaN or inf")
-    norm = np.linalg.norm(r, axis=1)
-    if (np.abs(norm - 1.0) > 1e-3).any():
-        raise ValueError("rotation quaternions must have unit length (x, y, z, w order)")
-    return (r / norm[:, None]).astype(np.float32)
 
 
 def export_animation(
@@ -258,43 +283,51 @@ def export_animation(
     -------
     Path
     """
-    path = _check_out_path(path)
-    w, fps = arkit.check_weight_track(weights, fps)
+    path = check_out_path(path, GLTF_SUFFIXES, "glTF output")
+    w, fps = check_weight_track(weights, fps)
     n = len(w)
-    quats = None if rotations is None else _as_quaternions(rotations, n)
-    trans = None
-    if translations is not None:
-        trans = np.asarray(translations, dtype=np.float64)
-        if trans.shape != (n, 3):
-            raise ValueError(f"translations must be ({n}, 3) metres, got {trans.shape}")
-        if not np.isfinite(trans).all():
-            raise ValueError("translations contain NaN or inf")
+    rots, trans = check_pose_track(rotations, translations, n, quaternions=True)
 
     writer, node = _rig_gltf(rig)
-    times = (np.arange(n, dtype=np.float64) / fps).astype(np.float32)
-    t_acc = writer.add(times, gl.FLOAT, gl.SCALAR, minmax=True, name="time")
+    t_acc = writer.add_times(n, fps, name="time")
     anim = gl.Animation(name=name)
     outputs = [("weights", w.astype(np.float32).reshape(-1), gl.SCALAR)]
-    if quats is not None:
-        outputs.append(("rotation", quats, gl.VEC4))
+    if rots is not None:
+        quats = quaternions_xyzw(rots) if rots.ndim == 3 else rots  # x, y, z, w: glTF's order
+        outputs.append(("rotation", quats.astype(np.float32), gl.VEC4))
     if trans is not None:
         outputs.append(("translation", trans.astype(np.float32), gl.VEC3))
     for target_path, values, kind in outputs:
-        out = writer.add(values, gl.FLOAT, kind, name=target_path)
-        anim.samplers.append(gl.AnimationSampler(input=t_acc, output=out, interpolation=gl.ANIM_LINEAR))
-        anim.channels.append(
-            gl.AnimationChannel(
-                sampler=len(anim.samplers) - 1,
-                target=gl.AnimationChannelTarget(node=node, path=target_path),
-            )
-        )
+        writer.add_track(anim, t_acc, values, kind, target_path, [node], name=target_path)
     anim.extras = {"fps": fps, "frames": n}
     writer.gltf.animations.append(anim)
     return writer.save(path)
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def _load_gltf(path: Path) -> gl.GLTF2:
+def load_gltf(path: str | Path) -> tuple[gl.GLTF2, list[bytes]]:
+    """Read a ``.glb`` or ``.gltf`` file (embedded or external ``.bin`` buffers).
+
+    Returns
+    -------
+    gltf : pygltflib.GLTF2
+        The document; relative URIs resolve against the file's folder.
+    buffers : list of bytes
+        The data of each of ``gltf.buffers``, checked to be present and complete.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not a file, not glTF 2.0, or a buffer missing or truncated; the message names the file.
+    """
+    path = Path(path)
+    g = _load_document(path)
+    return g, _buffers(g, path)
+
+
+def _load_document(path: Path) -> gl.GLTF2:
     if not path.exists():
         raise FileNotFoundError(f"glTF file not found: {path}")
     if not path.is_file():
@@ -430,15 +463,22 @@ def _mesh_world_matrix(g: gl.GLTF2, mesh_index: int) -> np.ndarray:
     return np.eye(4)
 
 
-def _target_names(mesh: gl.Mesh, n_targets: int, path: Path) -> list[str]:
+def morph_target_names(mesh: gl.Mesh) -> list[str] | None:
+    """The mesh's morph target names: the first non-empty ``extras.targetNames`` of the mesh or, failing
+    that, of one of its primitives (where Blender and three.js write them); None when there is none."""
     for extras in (mesh.extras or {}, *((p.extras or {}) for p in mesh.primitives)):
         names = extras.get("targetNames") if isinstance(extras, dict) else None
-        if names:
-            if len(names) != n_targets:
-                raise ValueError(
-                    f"{path}: targetNames lists {len(names)} names for {n_targets} morph targets"
-                )
+        if names and isinstance(names, list):
             return [str(n) for n in names]
+    return None
+
+
+def _target_names(mesh: gl.Mesh, n_targets: int, path: Path) -> list[str]:
+    names = morph_target_names(mesh)
+    if names is not None:
+        if len(names) != n_targets:
+            raise ValueError(f"{path}: targetNames lists {len(names)} names for {n_targets} morph targets")
+        return names
     raise ValueError(
         f"{path}: the morph targets have no names; facecap needs ARKit names in mesh.extras.targetNames "
         "(Blender and three.js write them there)"
@@ -465,7 +505,7 @@ def import_rig(path: str | Path) -> Rig:
     Rig
     """
     path = Path(path)
-    g = _load_gltf(path)
+    g, bufs = load_gltf(path)
     if not g.meshes:
         raise ValueError(f"{path} contains no mesh; export the face mesh with its shape keys")
     with_targets = [i for i, m in enumerate(g.meshes) if any(p.targets for p in m.primitives)]
@@ -478,7 +518,6 @@ def import_rig(path: str | Path) -> Rig:
         raise ValueError(f"{path} has several meshes with morph targets ({names}); export only the face mesh")
     mi = with_targets[0]
     mesh = g.meshes[mi]
-    bufs = _buffers(g, path)
     where = f"{path} mesh {mesh.name or mi}"
 
     n_targets = max(len(p.targets or []) for p in mesh.primitives)
@@ -531,7 +570,7 @@ def import_rig(path: str | Path) -> Rig:
         raise ValueError(f"{where}: morph targets {bad} contain NaN or inf")
     rig_colors = None
     if all(c is not None for c in colors):
-        rig_colors = _linear_to_srgb8(np.concatenate(colors))
+        rig_colors = linear_to_srgb8(np.concatenate(colors))
 
     m = _mesh_world_matrix(g, mi)
     if not np.allclose(m, np.eye(4)):

@@ -57,6 +57,33 @@ def to_unity(rotation: np.ndarray, translation: np.ndarray) -> tuple[np.ndarray,
     return t, Rotation.from_matrix(r).as_quat()
 
 
+def quaternions_xyzw(rotations: np.ndarray) -> np.ndarray:
+    """Unit quaternions of many rotation matrices: the array form of :func:`quat_xyzw`, for whole takes.
+
+    Parameters
+    ----------
+    rotations : (N, 3, 3) float
+        Rotation matrices; rows holding NaN or inf (lost frames) are allowed.
+
+    Returns
+    -------
+    (N, 4) float64
+        (x, y, z, w), the order of glTF, Unity and scipy, computed by scipy's ``Rotation.from_matrix``.
+        Sign: the component of largest magnitude is positive (scipy's choice), so a track stays
+        continuous both near identity and near a half turn (camera-frame poses of a frontal face,
+        ``FRONTAL``, are half turns about x: their w changes sign from frame to frame). It equals
+        :func:`quat_xyzw` up to that sign. A row with a non-finite entry is all NaN.
+    """
+    r = np.asarray(rotations, dtype=np.float64)
+    if r.ndim != 3 or r.shape[1:] != (3, 3):
+        raise ValueError(f"rotations must be (N, 3, 3) matrices, got shape {r.shape}")
+    q = np.full((len(r), 4), np.nan)
+    ok = np.isfinite(r).all(axis=(1, 2))
+    if ok.any():
+        q[ok] = Rotation.from_matrix(r[ok]).as_quat()
+    return q
+
+
 # Per-frame pose terms in closed form: scipy's Rotation costs ~20-70 us per call, a third of the frame
 # budget. tests/test_sinks.py checks each against facecap.pose (head_euler, to_unity) and scipy.
 def quat_xyzw(m: list) -> list[float]:

@@ -51,6 +51,7 @@ import numpy as np
 
 from . import arkit
 from ._io import atomic_path
+from .checks import check_out_path, check_weight_track
 
 log = logging.getLogger(__name__)
 
@@ -460,17 +461,6 @@ def identity_mapping(style: str = "pascal") -> Mapping:
 
 
 # --------------------------------------------------------------------------------------- glTF
-def _gltf_target_names(mesh) -> list[str] | None:
-    n = len(mesh.primitives[0].targets or []) if mesh.primitives else 0
-    if n == 0:
-        return None
-    for extras in (mesh.extras, mesh.primitives[0].extras):
-        names = extras.get("targetNames") if isinstance(extras, dict) else None
-        if isinstance(names, list) and len(names) == n:
-            return [str(s) for s in names]
-    return []
-
-
 def apply_to_gltf(
     puppet_path: str | Path,
     mapping: Mapping | str | Path,
@@ -485,7 +475,7 @@ def apply_to_gltf(
     Every mesh whose morph targets are named (``mesh.extras.targetNames``) gets one channel
     (``target.path = "weights"``) on each node that instances it; a puppet shape the mapping does not
     drive keeps its default weight (``mesh.weights``, else 0). Mapping targets the puppet lacks are
-    reported with a warning.
+    reported with a warning. Reading and writing are :mod:`facecap.gltf`'s.
 
     Parameters
     ----------
@@ -493,7 +483,8 @@ def apply_to_gltf(
     mapping : Mapping, or a path / built-in name for :func:`load_mapping`
     weights : (N, 52) float, canonical ARKit order, one row per frame
     fps : float, frames per second (keyframe ``i`` at ``i / fps`` seconds)
-    out_path : str or Path, ``.glb`` (everything packed) or ``.gltf`` (self-contained, data URIs)
+    out_path : str or Path, ``.glb`` (everything packed) or ``.gltf`` (self-contained, data URIs); a
+        missing folder is created
     animation_name : str
 
     Returns
@@ -507,28 +498,19 @@ def apply_to_gltf(
     """
     import pygltflib as gl
 
+    from .gltf import GLTF_SUFFIXES, Writer, load_gltf, morph_target_names
+
     if not isinstance(mapping, Mapping):
         mapping = load_mapping(mapping)
-    w = np.asarray(weights, dtype=np.float64)
-    if w.ndim != 2 or w.shape[1] != arkit.NUM_SHAPES or len(w) == 0:
-        raise ValueError(f"weights must be (N, 52) with N >= 1 (canonical ARKit order), got shape {w.shape}")
-    if not np.isfinite(w).all():
-        raise ValueError("weights contain NaN or inf; fill lost frames (e.g. with 0) before exporting")
-    if not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
-    src, out = Path(puppet_path), Path(out_path)
-    if not src.is_file():
-        raise FileNotFoundError(f"puppet {src} does not exist")
-    if out.suffix.lower() not in (".glb", ".gltf"):
-        raise ValueError(f"out_path must end in .glb or .gltf, got {out.name!r}")
+    w, fps = check_weight_track(weights, fps)
+    src = Path(puppet_path)
+    out = check_out_path(out_path, GLTF_SUFFIXES, "out_path", folder=False)
     if out.resolve() == src.resolve():
         raise ValueError(f"out_path {out} is the puppet itself; write the animated copy to a new file")
     try:
-        g = gl.GLTF2().load(str(src))
-    except Exception as e:  # pygltflib raises many kinds on corrupt input
-        raise ValueError(f"could not read glTF puppet {src}: {e}") from None
-    if g is None:
-        raise ValueError(f"could not read glTF puppet {src}: no JSON chunk")
+        g, bufs = load_gltf(src)
+    except ValueError as e:
+        raise ValueError(f"could not read glTF puppet: {e}") from None
 
     values = mapping.apply_array(w)  # (N, T)
     col = {n: j for j, n in enumerate(mapping.target_names)}
@@ -536,13 +518,16 @@ def apply_to_gltf(
     used: set[int] = set()
     tracks: list[tuple[int, np.ndarray]] = []  # (mesh index, (N, K) weights)
     unnamed = []
+    puppet_names: set[str] = set()
     for mi, mesh in enumerate(g.meshes):
-        names = _gltf_target_names(mesh)
-        if names is None:
+        n_targets = len(mesh.primitives[0].targets or []) if mesh.primitives else 0
+        if n_targets == 0:
             continue
-        if not names:
+        names = morph_target_names(mesh)
+        if names is None or len(names) != n_targets:
             unnamed.append(mesh.name or f"mesh {mi}")
             continue
+        puppet_names.update(names)
         default = np.zeros(len(names))
         if mesh.weights and len(mesh.weights) == len(names):
             default = np.asarray(mesh.weights, dtype=np.float64)
@@ -557,7 +542,7 @@ def apply_to_gltf(
         if hit:
             tracks.append((mi, k_w.astype(np.float32)))
     if not tracks:
-        have = sorted({n for m in g.meshes for n in (_gltf_target_names(m) or [])})
+        have = sorted(puppet_names)
         extra = f"; meshes with unnamed morph targets: {unnamed}" if unnamed else ""
         raise ValueError(
             f"no morph target of {src.name} matches mapping {mapping.name!r} "
@@ -568,35 +553,14 @@ def apply_to_gltf(
     if missing:
         log.warning("puppet %s lacks %d mapping target(s): %s", src.name, len(missing), ", ".join(missing))
 
-    nodes_of = {}
+    nodes_of: dict[int, list[int]] = {}
     for ni, node in enumerate(g.nodes):
         if node.mesh is not None:
             nodes_of.setdefault(node.mesh, []).append(ni)
 
-    # animation data in its own buffer (data URI); packed into the GLB chunk on save
-    times = (np.arange(len(w), dtype=np.float64) / float(fps)).astype(np.float32)
-    blob = bytearray()
-
-    def add_view(arr: np.ndarray) -> int:
-        while len(blob) % 4:
-            blob.append(0)
-        off = len(blob)
-        blob.extend(np.ascontiguousarray(arr, dtype="<f4").tobytes())
-        g.bufferViews.append(gl.BufferView(buffer=len(g.buffers), byteOffset=off, byteLength=arr.nbytes))
-        return len(g.bufferViews) - 1
-
-    t_acc = len(g.accessors)
-    g.accessors.append(
-        gl.Accessor(
-            bufferView=add_view(times),
-            componentType=gl.FLOAT,
-            count=len(times),
-            type=gl.SCALAR,
-            min=[float(times[0])],
-            max=[float(times[-1])],
-        )  # fmt: skip
-    )
-    anim = gl.Animation(name=animation_name, samplers=[], channels=[])
+    writer = Writer(g, bufs)  # the puppet's buffers become one, the animation data is appended to it
+    t_acc = writer.add_times(len(w), fps)
+    anim = gl.Animation(name=animation_name)
     for mi, kw in tracks:
         nodes = nodes_of.get(mi, [])
         if not nodes:
@@ -604,42 +568,12 @@ def apply_to_gltf(
                 "mesh %s has morph targets but no node uses it; not animated", g.meshes[mi].name or mi
             )
             continue
-        g.accessors.append(
-            gl.Accessor(
-                bufferView=add_view(kw.reshape(-1)), componentType=gl.FLOAT, count=kw.size, type=gl.SCALAR
-            )  # fmt: skip
-        )
-        anim.samplers.append(
-            gl.AnimationSampler(input=t_acc, output=len(g.accessors) - 1, interpolation="LINEAR")
-        )
-        for ni in nodes:
-            anim.channels.append(
-                gl.AnimationChannel(
-                    sampler=len(anim.samplers) - 1, target=gl.AnimationChannelTarget(node=ni, path="weights")
-                )
-            )
+        writer.add_track(anim, t_acc, kw.reshape(-1), gl.SCALAR, "weights", nodes)
     if not anim.channels:
         raise ValueError(f"no node of {src.name} instances a mesh with matching morph targets")
-    import base64
-
-    if out.suffix.lower() == ".gltf":
-        g.convert_buffers(gl.BufferFormat.DATAURI)  # self-contained .gltf (before adding ours: one blob)
-    g.buffers.append(
-        gl.Buffer(
-            byteLength=len(blob),
-            uri="data:application/octet-stream;base64," + base64.b64encode(blob).decode(),
-        )
-    )
     g.animations.append(anim)
-    if any(img.uri and not img.uri.startswith("data:") for img in g.images):
-        g.convert_images(gl.ImageFormat.DATAURI)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        if out.suffix.lower() == ".gltf":
-            g.save_json(str(tmp))
-        else:
-            g.save_binary(str(tmp))
-    return out
+    return writer.save(out)
 
 
 __all__ = [

@@ -31,43 +31,21 @@ import numpy as np
 
 from . import arkit
 from ._io import atomic_path
+from .checks import check_out_path, check_pose_track, check_weight_track
+from .pose import quaternions_xyzw
 from .rig import Rig
 
 USD_SUFFIXES = (".usd", ".usda", ".usdc")
 JOINT = "head"
 
 
-def _check_path(path: str | Path) -> Path:
-    p = Path(path)
-    if p.suffix.lower() not in USD_SUFFIXES:
-        raise ValueError(f"USD output must end in {', '.join(USD_SUFFIXES)}, got {p.name!r}")
-    if not p.parent.exists():
-        raise FileNotFoundError(f"output folder {p.parent} does not exist")
-    return p
-
-
 def _check_inputs(rig, weights, fps, rotations, translations, time_codes):
     if not isinstance(rig, Rig):
         raise TypeError(f"rig must be a facecap.rig.Rig, got {type(rig).__name__}")
-    w, fps = arkit.check_weight_track(weights, fps)
+    w, fps = check_weight_track(weights, fps)
     w = w.astype(np.float32)
     n = len(w)
-    r = None
-    if rotations is not None:
-        r = np.asarray(rotations, dtype=np.float64)
-        if r.shape != (n, 3, 3):
-            raise ValueError(f"rotations must be ({n}, 3, 3) rotation matrices, got {r.shape}")
-        if not np.isfinite(r).all():
-            raise ValueError("rotations contain NaN or inf")
-        if not np.allclose(np.linalg.det(r), 1.0, atol=1e-3):
-            raise ValueError("rotations must be proper rotation matrices (det = +1)")
-    t = None
-    if translations is not None:
-        t = np.asarray(translations, dtype=np.float64)
-        if t.shape != (n, 3):
-            raise ValueError(f"translations must be ({n}, 3) metres, got {t.shape}")
-        if not np.isfinite(t).all():
-            raise ValueError("translations contain NaN or inf")
+    r, t = check_pose_track(rotations, translations, n)
     if time_codes is None:
         tc = np.arange(n, dtype=np.float64)
     else:
@@ -127,7 +105,7 @@ def export_usd(
     """
     from pxr import Gf, Usd, UsdGeom, UsdSkel, Vt
 
-    path = _check_path(path)
+    path = check_out_path(path, USD_SUFFIXES, "USD output")
     w, fps, rots, trans, tcs = _check_inputs(rig, weights, fps, rotations, translations, time_codes)
     n = len(w)
 
@@ -163,9 +141,7 @@ def export_usd(
         r_attr.Set(Vt.QuatfArray([Gf.Quatf(1.0, 0.0, 0.0, 0.0)]))
         q = None
     else:
-        from scipy.spatial.transform import Rotation
-
-        q = Rotation.from_matrix(rots).as_quat()  # x, y, z, w
+        q = quaternions_xyzw(rots)  # x, y, z, w
     frames = range(n)
     if progress:
         from tqdm import tqdm
@@ -191,10 +167,10 @@ def export_usd(
     lo, hi = rig.neutral.min(0).tolist(), rig.neutral.max(0).tolist()
     mesh.CreateExtentAttr(Vt.Vec3fArray([Gf.Vec3f(*lo), Gf.Vec3f(*hi)]))
     if rig.colors is not None:
-        from .gltf import _srgb_to_linear
+        from .gltf import srgb_to_linear
 
         pv = mesh.CreateDisplayColorPrimvar(UsdGeom.Tokens.vertex)
-        pv.Set(Vt.Vec3fArray.FromNumpy(_srgb_to_linear(rig.colors / 255.0)))
+        pv.Set(Vt.Vec3fArray.FromNumpy(srgb_to_linear(rig.colors / 255.0)))
 
     binding = UsdSkel.BindingAPI.Apply(mesh.GetPrim())
     binding.CreateSkeletonRel().SetTargets([skel.GetPath()])

@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from facecap import arkit
 from facecap.formats import load_rig
-from facecap.gltf import _linear_to_srgb8, _srgb_to_linear, export_animation, export_rig, import_rig
+from facecap.gltf import export_animation, export_rig, import_rig, linear_to_srgb8, srgb_to_linear
 from facecap.rig import DEFAULT_RIG_PATH, Rig, mirror_map
 
 
@@ -142,8 +142,8 @@ def test_round_trip_without_colors_and_landmarks(rig, tmp_path):
 
 def test_srgb_colour_conversion_round_trips_every_byte():
     c = np.arange(256, dtype=np.uint8)
-    np.testing.assert_array_equal(_linear_to_srgb8(_srgb_to_linear(c / 255.0)), c)
-    assert _srgb_to_linear(np.array([0.5]))[0] == pytest.approx(0.214, abs=1e-3)
+    np.testing.assert_array_equal(linear_to_srgb8(srgb_to_linear(c / 255.0)), c)
+    assert srgb_to_linear(np.array([0.5]))[0] == pytest.approx(0.214, abs=1e-3)
 
 
 def test_generic_rig_round_trip(tmp_path):

@@ -330,3 +330,25 @@ def test_apply_to_gltf_errors(tmp_path):
     orphan = make_puppet(tmp_path / "orphan.glb", with_node=False)
     with pytest.raises(ValueError, match="no node"):
         apply_to_gltf(orphan, "vrm0", w, 30, tmp_path / "x.glb")
+
+
+def test_apply_to_gltf_external_files_come_out_self_contained(tmp_path):
+    """A .gltf puppet whose buffer and texture sit beside it: the copy embeds both, in a new folder."""
+    g = gl.GLTF2().load(str(make_puppet(tmp_path / "p.glb", default=[0, 0, 0, 0, 0.3])))
+    (tmp_path / "p.bin").write_bytes(g.binary_blob())
+    (tmp_path / "skin.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(64)))
+    doc = json.loads(g.gltf_to_json())
+    doc["buffers"][0]["uri"] = "p.bin"
+    doc["images"] = [{"uri": "skin.png"}]
+    (tmp_path / "p.gltf").write_text(json.dumps(doc))
+    w = np.random.default_rng(2).random((6, 52))
+    out = apply_to_gltf(tmp_path / "p.gltf", "vrm0", w, 24, tmp_path / "new" / "anim.gltf")
+    g, acc = read_animation(out)
+    assert [b.uri[:5] for b in g.buffers] == ["data:"] and g.images[0].uri.startswith("data:image/png")
+    assert np.array_equal(acc(0).reshape(3, 3), [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    s = g.animations[0].samplers[0]
+    assert np.allclose(acc(s.input), np.arange(6) / 24)
+    vals = acc(s.output).reshape(6, 5)
+    m = load_mapping("vrm0")
+    assert np.allclose(vals[:, 0], m.apply(w)[:, m.target_names.index("A")], atol=1e-7)
+    assert np.allclose(vals[:, 4], 0.3)
