@@ -9,9 +9,7 @@ no shared data.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +32,11 @@ def run_demo(
     sinks=None,
     recorder=None,
     landmarker=None,
-    progress: bool = True,
+    progress=None,
     keep_recording: bool = False,
 ) -> dict:
-    """Synthesize, record, play back, track and score a take.
+    """Synthesize, record, play back, track and score a take: the synthetic actor, then the capture loop
+    (:func:`facecap.pipeline.run`), then :func:`facecap.metrics.score`.
 
     Parameters
     ----------
@@ -45,18 +44,23 @@ def run_demo(
     out : directory for results.json, tracked.png (and demo.db3 with ``keep_recording``); None: no files
     camera : "d415" or "d435" noise and intrinsics preset
     distance : float, metres from the camera
-    sinks : optional facecap.sinks sink (``send(state)``) to stream every tracked frame to
+    sinks : optional facecap.pipeline.Outputs or facecap.sinks.Sink to stream every tracked frame to
+        (an Outputs is closed when the loop ends, which finalises its take)
     recorder : optional facecap.take.TakeRecorder that records every FaceState
     landmarker : optional facecap.landmarks.FaceLandmarker: MediaPipe landmarks of the colour render
         go to the tracker (facecap.pipeline.frame_landmarks); the caller closes it
-    progress : print a live progress line to stderr
+    progress : None (silent), True (status lines on stderr) or a ``facecap.progress.Progress`` factory
+        ``progress(total, label)``
 
     Returns
     -------
     dict: the accuracy summary (see :func:`facecap.metrics.score`) plus fit_ms_median and paths.
     """
     from .formats import load_rig
+    from .pipeline import Outputs, run
+    from .progress import StatusLine
     from .realsense import read_recording, write_recording
+    from .sinks import Collector
     from .synth import SyntheticActor, head_motion, procedural_performance
     from .tracker import Tracker, TrackerConfig
 
@@ -66,6 +70,7 @@ def run_demo(
         raise ValueError(
             f"distance must be 0.3-1.2 m (the camera's working range for a face), got {distance}"
         )
+    reporter = (StatusLine if progress is True else progress) or None
     rig = load_rig()
     true_w = procedural_performance(frames, fps=fps, seed=seed)
     true_R, true_t = head_motion(frames, fps=fps, seed=seed, max_angle_deg=max_angle_deg, distance_m=distance)
@@ -73,59 +78,39 @@ def run_demo(
     out = Path(out) if out is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+    collector = Collector()
+    outputs = sinks if isinstance(sinks, Outputs) else Outputs([s for s in (sinks,) if s is not None])
+    outputs.add(collector)
+    if recorder is not None:
+        outputs.add(recorder)
     tmp = tempfile.TemporaryDirectory(prefix="facecap-demo-")
     rec_path = (out if (keep_recording and out is not None) else Path(tmp.name)) / "demo.db3"
     try:
-        bar = _Progress(frames, "synthesizing", progress)
-        gen = (f for f, _gt in actor.frames(true_w, true_R, true_t, fps=fps))
-        write_recording(
-            rec_path, bar.wrap(gen), fps=int(round(fps)), device_name=f"facecap synthetic {camera.upper()}"
-        )
-        bar.done()
-
-        tracker = None
-        n = 0
-        W = np.zeros((frames, 52), np.float32)
-        Rs = np.tile(np.eye(3), (frames, 1, 1))
-        ts = np.zeros((frames, 3))
-        tracked = np.zeros(frames, bool)
-        fit_ms = []
-        bar = _Progress(frames, "tracking", progress)
-        t_start = time.perf_counter()  # restarted after the first frame
-        for frame in read_recording(rec_path):
-            if tracker is None:
-                tracker = Tracker(
-                    rig=rig, intrinsics=frame.depth_intrinsics, config=TrackerConfig.for_camera(camera)
-                )
-            lm = None
-            if landmarker is not None:
-                from .pipeline import frame_landmarks
-
-                lm = frame_landmarks(landmarker, frame)[0]
-            state = tracker.track(frame, landmarks=lm)
-            i = frame.index
-            if i >= frames:
-                break
-            W[i], Rs[i], ts[i], tracked[i] = state.weights, state.rotation, state.translation, state.tracked
-            fit_ms.append(tracker.last_fit_ms)
-            if sinks is not None:
-                sinks.send(state)
-            if recorder is not None:
-                recorder.write(state)
-            n += 1
-            if n == 1:  # the first frame includes compiling the kernels (once per install): not a rate
-                t_start = time.perf_counter()
-            rate = (n - 1) / max(time.perf_counter() - t_start, 1e-9)
-            pct = tracked[:n].mean() * 100
-            bar.update(f"{rate:5.1f} fps  tracked {pct:5.1f}%  fit {np.median(fit_ms):4.1f} ms")
-        bar.done()
+        bar = reporter(frames, "synthesizing") if reporter else None
+        write_recording(rec_path, (f for f, _gt in actor.frames(true_w, true_R, true_t, fps=fps)),
+                        fps=int(round(fps)), device_name=f"facecap synthetic {camera.upper()}",
+                        progress=(lambda n: bar.update(1)) if bar else False)  # fmt: skip
+        if bar:
+            bar.close()
+        tracker = Tracker(rig=rig, config=TrackerConfig.for_camera(camera))
+        status = reporter(frames, "tracking") if reporter else None
+        summary = run(read_recording(rec_path), tracker, outputs, landmarker=landmarker, progress=status,
+                      max_frames=frames)  # fmt: skip
     finally:
+        outputs.close()
         tmp.cleanup()
-    if n < frames:
-        raise RuntimeError(f"playback returned {n} of {frames} frames")
+    if summary["interrupted"]:
+        raise KeyboardInterrupt
+    states = collector.states
+    if len(states) < frames:
+        raise RuntimeError(f"playback returned {len(states)} of {frames} frames")
+    W = np.array([s.weights for s in states], np.float32)
+    Rs = np.array([s.rotation for s in states])
+    ts = np.array([s.translation for s in states])
+    tracked = np.array([s.tracked for s in states])
     res = metrics.score(W, true_w, Rs, true_R, ts, true_t, tracked)
     res |= {
-        "fit_ms_median": float(np.median(fit_ms[1:] or fit_ms)),
+        "fit_ms_median": summary["fit_ms_median"],
         "camera": camera,
         "distance_m": distance,
         "fps": fps,
@@ -188,35 +173,6 @@ def format_table(res: dict) -> str:
         ),
     ]
     return "\n".join(lines)
-
-
-class _Progress:
-    """A one-line progress display on stderr (tqdm when it is a terminal, plain lines otherwise)."""
-
-    def __init__(self, total: int, label: str, enabled: bool):
-        from tqdm import tqdm
-
-        self.bar = tqdm(
-            total=total,
-            desc=label,
-            unit="frame",
-            disable=not enabled,
-            file=sys.stderr,
-            dynamic_ncols=True,
-            mininterval=0.25,
-        )
-
-    def wrap(self, it):
-        for x in it:
-            yield x
-            self.bar.update(1)
-
-    def update(self, postfix: str) -> None:
-        self.bar.set_postfix_str(postfix, refresh=False)
-        self.bar.update(1)
-
-    def done(self) -> None:
-        self.bar.close()
 
 
 __all__ = ["run_demo", "format_table", "plot_curves", "ARKIT_NAMES"]

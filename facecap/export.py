@@ -32,34 +32,27 @@ last tracked frame's weights and pose (frames before the first tracked one take 
 Timing. glTF keys frame ``i`` at ``i / fps``. USD uses time code ``round((t_i - t_0) * fps)`` when those
 increase strictly (gaps in a take stay gaps), else ``i``.
 
-Plain CSV columns: ``frame`` (source frame number), ``time`` (s since the first frame), ``timecode``,
-``tracked`` (0/1), ``quality``, the 52 canonical ARKit names, ``head_yaw``, ``head_pitch``, ``head_roll``
-(radians, :func:`facecap.pose.head_euler`), ``qx, qy, qz, qw`` (rotation quaternion), ``tx, ty, tz``
-(metres), ``left_eye_yaw, left_eye_pitch, right_eye_yaw, right_eye_pitch`` (radians), ``rms_mm``.
-float32 channels are printed with 9 significant digits (they read back bit-exact), float64 ones with
-Python's shortest round-trip repr.
-
-JSON: ``{"format": "facecap-take-json", "version": 1, "fps", "n_frames", "blendshapes": [52 names],
-"meta", "frames": [{"frame", "time", "timecode", "tracked", "quality", "weights": [52],
-"rotation": [[3] x 3], "translation": [3], "head_euler": [3], "gaze": [[yaw, pitch] left, right],
-"rms_mm"}]}``; non-finite numbers become ``null``. JSON Lines: the same header without ``frames`` on
-line 1 (``"format": "facecap-take-jsonl"``), then one frame object per line.
+Plain CSV and JSON: the per-frame layout of :mod:`facecap.sinks.file` (the one ``facecap track`` writes):
+columns ``frame, time, timecode, tracked, quality``, the 52 ARKit names, head angles, quaternion,
+translation, eye angles and ``rms_mm``; JSON ``{"format": "facecap-take-json", "version": 1, "fps",
+"n_frames", "blendshapes", "pose", "meta", "frames": [...]}``; JSON Lines the same header (``"format":
+"facecap-take-jsonl"``) on line 1, then one frame object per line.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-from . import arkit
 from ._io import atomic_path
 from .livelink import held_indices
 from .pose import FRONTAL
+from .progress import as_progress
 from .rig import Rig
+from .sinks.file import CSV_COLUMNS, csv_row, json_frame, json_header
 from .take import Take, as_take
 from .take.livelink import take_to_livelink
 from .timecode import LIVELINK_TIMECODE_RATE as LIVELINK_TIMECODE_RATE  # the rate Live Link Face writes
@@ -137,27 +130,6 @@ def _atomic_text(path: Path, write) -> Path:
     return path
 
 
-def _f32(x: float) -> str:
-    return f"{x:.9g}"
-
-
-def _finite(x):
-    """JSON-safe value: non-finite floats become None (recursively for lists)."""
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def _f32_list(a: np.ndarray) -> list:
-    """float32 array -> nested list of floats that print short and read back bit-exact."""
-    a = np.asarray(a, dtype=np.float32)
-    if not a.size:
-        return a.astype(np.float64).tolist()
-    return np.vectorize(lambda v: float(f"{v:.9g}"), otypes=[np.float64])(a).tolist()
-
-
 # ----------------------------------------------------------------------------------------- formats
 to_livelink = take_to_livelink
 """The take as a :class:`facecap.livelink.LiveLinkTake` (:func:`facecap.take.livelink.take_to_livelink`)."""
@@ -197,106 +169,43 @@ def _write_usd(take: Take, path: Path, rig: Rig, progress: bool = False) -> Path
     )
 
 
-CSV_POSE_COLUMNS = (
-    "head_yaw", "head_pitch", "head_roll", "qx", "qy", "qz", "qw", "tx", "ty", "tz",
-    "left_eye_yaw", "left_eye_pitch", "right_eye_yaw", "right_eye_pitch", "rms_mm",
-)  # fmt: skip
-CSV_COLUMNS = ("frame", "time", "timecode", "tracked", "quality", *arkit.ARKIT_NAMES, *CSV_POSE_COLUMNS)
-"""Header of the plain ``csv`` export."""
-
-
-def _quats(rotations: np.ndarray) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
-    n = len(rotations)
-    q = np.full((n, 4), np.nan)
-    ok = np.isfinite(rotations).all((1, 2))
-    if ok.any():
-        q[ok] = Rotation.from_matrix(rotations[ok]).as_quat()
-    return q
-
-
-def _bar(it, total: int, progress: bool, what: str):
-    if not progress:
-        return it
-    from tqdm import tqdm
-
-    return tqdm(it, total=total, unit="frame", desc=what)
-
-
-def _write_csv(take: Take, path: Path, progress: bool = False) -> Path:
+def _rows(take: Take, progress, what: str):
+    """(state, seconds since the first frame, timecode) per frame, with an optional status line."""
     n = len(take)
     rel = take.timestamps - take.timestamps[0] if n else take.timestamps
-    eul, q = take.head_euler(), _quats(take.rotations)
+    bar = as_progress(progress, n, what)
+    try:
+        for i, st in enumerate(take.states()):
+            yield st, float(rel[i]), take.timecodes[i]
+            bar.update(1)
+    finally:
+        bar.close()
 
+
+def _write_csv(take: Take, path: Path, progress=None) -> Path:
     def write(f):
         wr = csv.writer(f, lineterminator="\n")
         wr.writerow(CSV_COLUMNS)
-        for i in _bar(range(n), n, progress, f"writing {path.name}"):
-            pose = [
-                *map(repr, eul[i].tolist()),
-                *map(repr, q[i].tolist()),
-                *map(repr, take.translations[i].tolist()),
-            ]
-            row = [int(take.indices[i]), repr(float(rel[i])), take.timecodes[i], int(take.tracked[i]),
-                   _f32(float(take.quality[i])), *map(_f32, take.weights[i].tolist()), *pose,
-                   *map(_f32, take.gaze[i].reshape(4).tolist()), _f32(float(take.rms_mm[i]))]  # fmt: skip
-            wr.writerow(row)
+        for st, rel, tc in _rows(take, progress, f"writing {path.name}"):
+            wr.writerow(csv_row(st, rel, tc))
 
     return _atomic_text(path, write)
 
 
-def _json_header(take: Take, fmt: str) -> dict:
-    return {
-        "format": fmt,
-        "version": 1,
-        "fps": take.fps,
-        "n_frames": len(take),
-        "blendshapes": list(arkit.ARKIT_NAMES),
-        "pose": "rig -> OpenCV camera: x_cam = R @ x_rig + t (metres); head_euler = yaw, pitch, roll (rad)",
-        "meta": json.loads(json.dumps(take.meta, default=str)),
-    }
-
-
-def _json_frames(take: Take):
-    n = len(take)
-    rel = take.timestamps - take.timestamps[0] if n else take.timestamps
-    eul = take.head_euler()
-    w = _f32_list(take.weights)
-    g = _f32_list(take.gaze)
-    q = _f32_list(take.quality)
-    rms = _f32_list(take.rms_mm)
-    for i in range(n):
-        yield _finite_dict({
-            "frame": int(take.indices[i]),
-            "time": float(rel[i]),
-            "timecode": take.timecodes[i],
-            "tracked": bool(take.tracked[i]),
-            "quality": q[i],
-            "weights": w[i],
-            "rotation": take.rotations[i].tolist(),
-            "translation": take.translations[i].tolist(),
-            "head_euler": eul[i].tolist(),
-            "gaze": g[i],
-            "rms_mm": rms[i],
-        })  # fmt: skip
-
-
-def _finite_dict(d: dict) -> dict:
-    return {k: _finite(v) for k, v in d.items()}
-
-
-def _write_json(take: Take, path: Path, progress: bool = False) -> Path:
-    doc = _json_header(take, "facecap-take-json")
-    doc["frames"] = list(_bar(_json_frames(take), len(take), progress, f"writing {path.name}"))
+def _write_json(take: Take, path: Path, progress=None) -> Path:
+    doc = json_header("facecap-take-json", take.fps, len(take), take.meta)
+    doc["frames"] = [json_frame(*r) for r in _rows(take, progress, f"writing {path.name}")]
     return _atomic_text(path, lambda f: f.write(json.dumps(doc, allow_nan=False) + "\n"))
 
 
-def _write_jsonl(take: Take, path: Path, progress: bool = False) -> Path:
+def _write_jsonl(take: Take, path: Path, progress=None) -> Path:
     def write(f):
-        f.write(json.dumps(_json_header(take, "facecap-take-jsonl"), allow_nan=False) + "\n")
-        for fr in _bar(_json_frames(take), len(take), progress, f"writing {path.name}"):
-            f.write(json.dumps(fr, allow_nan=False) + "\n")
+        f.write(
+            json.dumps(json_header("facecap-take-jsonl", take.fps, len(take), take.meta), allow_nan=False)
+            + "\n"
+        )
+        for r in _rows(take, progress, f"writing {path.name}"):
+            f.write(json.dumps(json_frame(*r), allow_nan=False) + "\n")
 
     return _atomic_text(path, write)
 

@@ -313,7 +313,7 @@ class FitResult:
         return self.inliers / max(self.candidates, 1)
 
 
-class _Buffers:
+class Buffers:
     def __init__(self, n: int):
         self.J = np.empty((2 * n, NP), np.float32)
         self.r = np.empty(2 * n, np.float32)
@@ -331,7 +331,7 @@ def fit_frame(
     *,
     w_prev: np.ndarray | None = None,
     landmarks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
-    buffers: _Buffers | None = None,
+    buffers: Buffers | None = None,
 ) -> FitResult:
     """Gauss-Newton fit of pose and weights to one depth image (arrays already validated).
 
@@ -353,7 +353,7 @@ def fit_frame(
     R = R.copy()
     t = t.copy()
     w = w.copy()
-    buf = buffers or _Buffers(len(model.sample))
+    buf = buffers or Buffers(len(model.sample))
     cos_max = float(np.cos(np.radians(params.max_normal_deg)))
     lo = np.full(NP, -np.inf)
     hi = np.full(NP, np.inf)
@@ -448,7 +448,7 @@ def robust_energy(
     w: np.ndarray,
     params: FitParams,
     *,
-    buffers: _Buffers | None = None,
+    buffers: Buffers | None = None,
     cap: float = 3.0,
 ) -> float:
     """Robust depth energy of one pose and expression, for choosing among fits of the same frame.
@@ -463,7 +463,7 @@ def robust_energy(
     float, mean cost per sampled vertex (dimensionless; 0 = perfect fit, ``cap^2`` = nothing matched).
     """
     fx, fy, cx, cy = intr
-    buf = buffers or _Buffers(len(model.sample))
+    buf = buffers or Buffers(len(model.sample))
     xr = model.vertices(w)
     nr = vertex_normals(xr, model.tris)
     m = _icp_rows(

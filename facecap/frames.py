@@ -160,3 +160,37 @@ class GroundTruth:
     weights: np.ndarray  # (52,) float32
     landmarks_2d: np.ndarray | None = None  # (L, 2) float32 pixels, the rig's landmarks projected
     visible: bool = True
+
+
+def color_to_depth_pixels(uv: np.ndarray, frame: Frame) -> np.ndarray | None:
+    """Carry colour-image pixels to the depth image of ``frame``.
+
+    Exact when depth is aligned to colour (identity) or when the two streams share the optical centre
+    (identity ``depth_to_color``; the intrinsics may differ: resolution, focal length). With a real
+    stereo offset a pixel's depth would be needed: returns None.
+
+    Parameters
+    ----------
+    uv : (n, 2) float pixels in the colour image
+    frame : Frame with ``color_intrinsics``
+
+    Returns
+    -------
+    (n, 2) float64 pixels in the depth image (NaN for points outside it), or None.
+    """
+    uv = np.asarray(uv, dtype=np.float64)
+    if uv.ndim != 2 or uv.shape[1] != 2:
+        raise ValueError(f"uv must be (n, 2) pixels, got shape {uv.shape}")
+    ci, di = frame.color_intrinsics, frame.depth_intrinsics
+    if ci is None or not frame.depth_to_color.is_identity:
+        return None
+    if ci == di:
+        out = uv.copy()
+    else:
+        x = (uv[:, 0] - ci.cx) / ci.fx
+        y = (uv[:, 1] - ci.cy) / ci.fy
+        out = np.stack([x * di.fx + di.cx, y * di.fy + di.cy], axis=1)
+    outside = ~((out[:, 0] >= -0.5) & (out[:, 0] <= di.width - 0.5) & (out[:, 1] >= -0.5)
+                & (out[:, 1] <= di.height - 0.5))  # fmt: skip
+    out[outside] = np.nan
+    return out

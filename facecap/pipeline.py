@@ -1,7 +1,7 @@
-"""The capture loop: frames -> (MediaPipe landmarks) -> tracker -> streams and a recorded take.
+"""The capture loop: frames -> (MediaPipe landmarks) -> tracker -> outputs. Every command ends here.
 
-``facecap live`` (a RealSense camera), ``facecap play`` (a recording) and ``facecap demo`` (the synthetic
-actor) all end here::
+``facecap live`` (a RealSense camera), ``play`` and ``track`` (a recording), ``demo`` (the synthetic actor)
+and ``stream`` (a take's states) all run :func:`run`::
 
     from facecap.pipeline import Outputs, run
     from facecap.realsense import RecordingSource
@@ -11,86 +11,43 @@ actor) all end here::
     with Outputs(["vmc://127.0.0.1:39539"], record="takes/t1", retarget="vrm0", fps=30) as out:
         summary = run(src, Tracker(), out, total=src.frame_count)
 
-- :class:`Outputs` fans every :class:`~facecap.state.FaceState` out to UDP sinks (``facecap.sinks``:
-  VMC, facecap OSC, Face Cap OSC, Live Link) and into a crash-safe take (``facecap.take.TakeRecorder``).
-  Network trouble never reaches the loop (sinks count and log it); a retarget mapping
-  (``facecap.retarget``) adds the puppet's clips to every VMC stream as extra ``/VMC/Ext/Blend/Val``.
+- :class:`Outputs` fans every :class:`~facecap.state.FaceState` out to sinks: UDP sinks opened from URLs
+  (``facecap.sinks``: VMC, facecap OSC, Face Cap OSC, Live Link), any other :class:`facecap.sinks.Sink`
+  (a :class:`~facecap.sinks.FileSink`, a :class:`~facecap.sinks.Collector`) and a crash-safe take
+  (``facecap.take.TakeRecorder``, opened at the first frame). Network trouble never reaches the loop
+  (sinks count and log it); a retarget mapping (``facecap.retarget``) adds the puppet's clips to every VMC
+  stream as extra ``/VMC/Ext/Blend/Val``.
 - :func:`run` iterates frames, runs MediaPipe on the colour image when a landmarker is given (landmarks
-  are carried from colour to depth pixels), tracks, sends, paces to the source clock with ``realtime``,
-  shows a status line (fps, tracked %, fit ms, quality) and turns Ctrl-C into a clean stop: the take is
-  finalised, the sockets are closed and the summary says where the take is.
-- :func:`add_output_arguments` / :func:`outputs_from_args` / :func:`landmarker_from_args` give the
-  commands one set of flags: ``--vmc/--osc/--facecap/--livelink TARGET`` (repeatable), ``--record DIR``,
-  ``--retarget MAP``, ``--landmarks MODEL|auto``.
+  are carried from colour to depth pixels), tracks, sends, paces to the source clock with ``realtime``
+  (:class:`Pacer`), reports to a progress reporter (``facecap.progress``; the library prints nothing)
+  and turns Ctrl-C into a clean stop: the take is finalised, the sockets are closed, and the summary says
+  so.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
-import signal
-import sys
 import time
-from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .frames import Frame
+from .frames import Frame, color_to_depth_pixels
+from .progress import Rate, as_progress
 from .state import FaceState
 from .take import check_new_take_dir
 
-SINK_FLAGS = ("vmc", "osc", "facecap", "livelink")
-"""Output flags, one per ``facecap.sinks`` URL scheme."""
-
-_FLAG_HELP = {
-    "vmc": "VMC protocol receiver (VSeeFace, Warudo, VMagicMirror; default port 39539)",
-    "osc": "facecap OSC namespace receiver (default port 9000)",
-    "facecap": "Face Cap OSC receiver (Blender AddRoutes, Faceit; default port 8080)",
-    "livelink": "Unreal Live Link Face receiver (default port 11111)",
-}
-
-
-def target_url(kind: str, target: str) -> str:
-    """Sink URL for an output flag value.
-
-    Parameters
-    ----------
-    kind : {"vmc", "osc", "facecap", "livelink"}
-    target : str
-        ``host:port``, ``host``, a bare port (``39539`` = 127.0.0.1:39539) or a full URL of the same
-        scheme (``vmc://host:port?vrm0=1``).
-
-    Returns
-    -------
-    str, e.g. ``"vmc://127.0.0.1:39539"``
-    """
-    if kind not in SINK_FLAGS:
-        raise ValueError(f"unknown output kind {kind!r}; choose one of {', '.join(SINK_FLAGS)}")
-    t = str(target).strip()
-    if not t:
-        raise ValueError(f"--{kind} needs a target such as 127.0.0.1:39539")
-    if "://" in t:
-        scheme = t.split("://", 1)[0].lower()
-        if scheme != kind:
-            raise ValueError(
-                f"--{kind} {t}: the URL scheme must be {kind}:// (use --{scheme} for {scheme}://)"
-            )
-        return t
-    if t.isdigit():
-        t = f"127.0.0.1:{t}"
-    return f"{kind}://{t}"
-
 
 class Outputs:
-    """Where tracked frames go: UDP sinks, an optional take recording, an optional retarget mapping.
+    """Where tracked frames go: sinks, an optional take recording, an optional retarget mapping.
 
     Parameters
     ----------
-    sinks : sequence of str
-        Sink URLs (``facecap.sinks.open_sink``), e.g. ``["vmc://127.0.0.1:39539", "livelink://host"]``.
+    sinks : sequence of str or facecap.sinks.Sink
+        Sink URLs (``facecap.sinks.open_sink``), e.g. ``["vmc://127.0.0.1:39539", "livelink://host"]``, or
+        sink objects (a ``FileSink``, a ``Collector``...), which Outputs closes with the rest.
     record : str or Path, optional
         Take directory to record into (must not exist, or be empty). It is created at the first frame.
     retarget : str, Path or facecap.retarget.Mapping, optional
@@ -132,11 +89,15 @@ class Outputs:
         meta: dict | None = None,
     ) -> None:
         from .retarget import Mapping, load_mapping
-        from .sinks import open_sink
+        from .sinks import Sink, open_sink
 
         if isinstance(sinks, str):
             sinks = [u for u in sinks.split(",") if u.strip()]
-        urls = list(sinks)
+        given = [s for s in sinks if not isinstance(s, str)]
+        urls = [s for s in sinks if isinstance(s, str)]
+        for s in given:
+            if not isinstance(s, Sink):
+                raise TypeError(f"sinks must be URLs or facecap.sinks.Sink objects, got {type(s).__name__}")
         self.mapping = None
         if retarget is not None:
             self.mapping = retarget if isinstance(retarget, Mapping) else load_mapping(retarget)
@@ -150,7 +111,7 @@ class Outputs:
             check_new_take_dir(self.record)
         self.fps, self.rig_name, self.camera, self.meta = 30.0, str(rig_name), camera, dict(meta or {})
         self.configure(fps=fps)
-        self.sinks: list = []
+        self.sinks: list = list(given)
         try:
             for u in urls:
                 vmc = u.strip().lower().startswith("vmc://")
@@ -185,13 +146,29 @@ class Outputs:
             self.meta.update(meta)
         return self
 
+    def add(self, sink) -> Outputs:
+        """Send every frame to one more sink (a ``facecap.sinks.Sink``, or anything with ``send(state)``,
+        ``close()`` and ``stats``, such as a ``TakeRecorder``); Outputs closes it with the rest."""
+        if self._closed:
+            raise RuntimeError("Outputs is closed")
+        if not all(callable(getattr(sink, k, None)) for k in ("send", "close")):
+            raise TypeError(f"a sink needs send(state) and close(), got {type(sink).__name__}")
+        self.sinks.append(sink)
+        return self
+
     @property
     def recorder_open(self) -> bool:
         return getattr(self, "recorder", None) is not None
 
     @property
     def urls(self) -> list[str]:
-        return [s.url for s in self.sinks]
+        """URLs of the network sinks (the take and file sinks are not streams)."""
+        return [s.url for s in self._network()]
+
+    def _network(self) -> list:
+        from .sinks import MultiSink, UdpSink
+
+        return [s for s in self.sinks if isinstance(s, UdpSink | MultiSink)]
 
     def _open_recorder(self):
         from .take import TakeRecorder
@@ -223,7 +200,7 @@ class Outputs:
         if self.record is not None and self._record_error is None:
             rec = self.recorder if self.recorder is not None else self._open_recorder()
             try:
-                rec.write(state)
+                rec.send(state)
             except OSError as e:
                 self._record_error = e
                 raise
@@ -235,7 +212,7 @@ class Outputs:
         """Frames sent, per-sink counters (``facecap.sinks`` stats), the take path and frame count."""
         return {
             "frames": self.frames,
-            "sinks": [s.stats for s in self.sinks],
+            "sinks": [s.stats for s in self._network()],
             "take": str(self.record) if self.recorder is not None else None,
             "take_frames": self.take_frames,
             "retarget": self.mapping.name if self.mapping is not None else None,
@@ -274,106 +251,78 @@ class Outputs:
         return f"Outputs({', '.join(parts) or 'nothing'})"
 
 
-# ============================================================================================ landmarks
-def color_to_depth_pixels(uv: np.ndarray, frame: Frame) -> np.ndarray | None:
-    """Carry colour-image pixels to the depth image of ``frame``.
+# ============================================================================================ the loop
+class Pacer:
+    """Paces a loop to its items' timestamps (playing a recording or a take at its own speed).
 
-    Exact when depth is aligned to colour (identity) or when the two streams share the optical centre
-    (identity ``depth_to_color``; the intrinsics may differ: resolution, focal length). With a real
-    stereo offset a pixel's depth would be needed: returns None.
+    ``wait(ts)`` sleeps until the source time ``ts`` is due. The clock (re)starts on the first item, on a
+    timestamp that goes backwards (a take played in a loop) and when more than a second behind (no burst to
+    catch up).
 
     Parameters
     ----------
-    uv : (n, 2) float pixels in the colour image
-    frame : Frame with ``color_intrinsics``
-
-    Returns
-    -------
-    (n, 2) float64 pixels in the depth image (NaN for points outside it), or None.
+    speed : float
+        Playback speed factor (2 = twice as fast).
     """
-    uv = np.asarray(uv, dtype=np.float64)
-    if uv.ndim != 2 or uv.shape[1] != 2:
-        raise ValueError(f"uv must be (n, 2) pixels, got shape {uv.shape}")
-    ci, di = frame.color_intrinsics, frame.depth_intrinsics
-    if ci is None or not frame.depth_to_color.is_identity:
-        return None
-    if ci == di:
-        out = uv.copy()
-    else:
-        x = (uv[:, 0] - ci.cx) / ci.fx
-        y = (uv[:, 1] - ci.cy) / ci.fy
-        out = np.stack([x * di.fx + di.cx, y * di.fy + di.cy], axis=1)
-    outside = ~((out[:, 0] >= -0.5) & (out[:, 0] <= di.width - 0.5) & (out[:, 1] >= -0.5)
-                & (out[:, 1] <= di.height - 0.5))  # fmt: skip
-    out[outside] = np.nan
-    return out
 
+    def __init__(self, speed: float = 1.0) -> None:
+        if not (math.isfinite(speed) and speed > 0):
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.speed = float(speed)
+        self._wall0: float | None = None
+        self._src0: float | None = None
 
-# ============================================================================================ the loop
-class _Status:
-    """The live status line (tqdm on stderr): frames, fps, tracked %, fit ms, quality."""
-
-    def __init__(self, total: int | None, label: str, enabled: bool) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, desc=label, unit="frame", disable=not enabled, file=sys.stderr,
-                        dynamic_ncols=True, mininterval=0.25, smoothing=0.1)  # fmt: skip
-        self._t = deque(maxlen=31)
-
-    def update(self, n: int, tracked: int, fit_ms: float, quality: float, lm: str = "") -> None:
+    def wait(self, ts: float) -> None:
         now = time.perf_counter()
-        self._t.append(now)
-        span = self._t[-1] - self._t[0]
-        fps = (len(self._t) - 1) / span if span > 0 else 0.0
-        q = f"{quality:.2f}" if quality > 0 else "--"
-        self.bar.set_postfix_str(
-            f"{fps:5.1f} fps  tracked {100.0 * tracked / max(n, 1):5.1f}%  fit {fit_ms:5.1f} ms  q {q}{lm}",
-            refresh=False,
-        )
-        self.bar.update(1)
-
-    def write(self, msg: str) -> None:
-        if not self.bar.disable:
-            self.bar.write(msg, file=sys.stderr)
-
-    def close(self) -> None:
-        self.bar.close()
+        if self._wall0 is None or self._src0 is None or not ts >= self._src0:
+            self._wall0, self._src0 = now, ts
+            return
+        delay = self._wall0 + (ts - self._src0) / self.speed - now
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -1.0:
+            self._wall0, self._src0 = now, ts
 
 
 def run(
-    frames: Iterable[Frame],
+    frames: Iterable[Frame] | Iterable[FaceState],
     tracker=None,
     outputs: Outputs | None = None,
     *,
     landmarker=None,
     realtime: bool = False,
     speed: float = 1.0,
-    progress: bool = True,
+    progress=None,
     total: int | None = None,
     label: str = "tracking",
     max_frames: int | None = None,
 ) -> dict:
-    """Track a stream of frames and send every result to ``outputs``.
+    """The capture loop: track a stream of frames and send every result to ``outputs``.
+
+    Every command ends here: ``live`` (a camera), ``play`` and ``track`` (a recording), ``demo`` (the
+    synthetic actor) and ``stream`` (a take's states, which need no tracker).
 
     Parameters
     ----------
-    frames : iterable of Frame
-        A ``facecap.realsense.LiveSource``, ``RecordingSource``, the synthetic actor's frames...
+    frames : iterable of Frame, or of FaceState
+        A ``facecap.realsense.LiveSource``, ``RecordingSource``, the synthetic actor's frames... FaceStates
+        (``Take.states()``) go to the outputs as they are.
     tracker : facecap.tracker.Tracker, optional
-        Default: a Tracker on the built-in rig.
+        Default: a Tracker on the built-in rig (created at the first frame).
     outputs : Outputs, optional
         Where the states go; closed (take finalised) when the loop ends, also on Ctrl-C or an error.
     landmarker : facecap.landmarks.FaceLandmarker, optional
         Run MediaPipe on each frame's colour image and give the 478 landmarks (moved to depth pixels,
-        see :func:`color_to_depth_pixels`) to the tracker. Frames without colour, or whose depth cannot
-        be mapped to colour pixels without per-pixel depth, are tracked without landmarks (said once).
-        The caller owns it (and closes it).
+        see :func:`facecap.frames.color_to_depth_pixels`) to the tracker. Frames without colour, or whose
+        depth cannot be mapped to colour pixels without per-pixel depth, are tracked without landmarks
+        (said once, through ``progress``). The caller owns it (and closes it).
     realtime : bool
-        Pace to the frames' timestamps (playing a recording at its own speed); default as fast as possible.
+        Pace to the items' timestamps (:class:`Pacer`); default as fast as possible.
     speed : float
         Playback speed factor with ``realtime``.
-    progress : bool
-        Show the status line on stderr and the notes about landmarks and Ctrl-C.
+    progress : facecap.progress.Progress, True or None
+        Status reporter (fps, tracked %, fit ms, quality per frame; notes). None: silent, True: a tqdm
+        status line on stderr.
     total : int, optional
         Expected frame count (progress bar length).
     max_frames : int, optional
@@ -394,68 +343,66 @@ def run(
     Whatever the source or tracker raises (e.g. ``facecap.realsense.RecordingError``), after the take was
     finalised and the sockets closed.
     """
-    if not (math.isfinite(speed) and speed > 0):
-        raise ValueError(f"speed must be > 0, got {speed}")
+    pacer = Pacer(speed)
     if max_frames is not None and max_frames < 0:
         raise ValueError(f"max_frames must be >= 0, got {max_frames}")
-    if tracker is None:
-        from .tracker import Tracker
-
-        tracker = Tracker()
     if total is not None and max_frames is not None:
         total = min(total, max_frames)
-    status = _Status(total, label, progress)
+    status = as_progress(progress, total, label)
+    rate = Rate()
     n = n_tracked = n_lm = 0
     fit_ms: list[float] = []
     quality: list[float] = []
     note: str | None = None
     interrupted = False
     ended_by: str | None = None
-    wall0 = src0 = None
     t_start = time.perf_counter()
     try:
-        for frame in frames:
+        for item in frames:
             if max_frames is not None and n >= max_frames:
                 break
-            if not isinstance(frame, Frame):
-                raise TypeError(f"frame {n} is a {type(frame).__name__}, expected facecap.Frame")
             if realtime:
-                wall0, src0 = _pace(frame.timestamp, wall0, src0, speed)
-            lm = None
-            if landmarker is not None:
-                lm, why = frame_landmarks(landmarker, frame)
-                if why is not None and note is None:
-                    note = why
-                    if progress:
-                        status.write(f"note: {why}; tracking from depth alone")
-                n_lm += lm is not None
-            state = tracker.track(frame, landmarks=lm)
+                pacer.wait(float(item.timestamp))
+            if isinstance(item, FaceState):
+                state = item
+            elif isinstance(item, Frame):
+                if tracker is None:
+                    from .tracker import Tracker
+
+                    tracker = Tracker()
+                lm = None
+                if landmarker is not None:
+                    lm, why = frame_landmarks(landmarker, item)
+                    if why is not None and note is None:
+                        note = why
+                        status.note(f"note: {why}; tracking from depth alone")
+                    n_lm += lm is not None
+                state = tracker.track(item, landmarks=lm)
+                fit_ms.append(float(tracker.last_fit_ms))
+            else:
+                raise TypeError(f"item {n} is a {type(item).__name__}, expected facecap.Frame or FaceState")
             if outputs is not None:
                 outputs.send(state)
             n += 1
-            fit_ms.append(float(tracker.last_fit_ms))
             if state.tracked:
                 n_tracked += 1
                 quality.append(float(state.quality))
+            q = f"{state.quality:.2f}" if state.tracked else "--"
+            fit = f"  fit {fit_ms[-1]:5.1f} ms" if fit_ms else ""
             lm_txt = f"  lmk {100.0 * n_lm / n:3.0f}%" if landmarker is not None else ""
-            status.update(n, n_tracked, fit_ms[-1], float(state.quality) if state.tracked else 0.0, lm_txt)
+            pct = 100.0 * n_tracked / n
+            status.update(1, f"{rate.tick():5.1f} fps  tracked {pct:5.1f}%{fit}  q {q}{lm_txt}")
     except KeyboardInterrupt:
         interrupted, ended_by = True, "KeyboardInterrupt"
     except BaseException as e:
         status.close()
         if outputs is not None:
             with contextlib.suppress(Exception):
-                st = outputs.close(ended_by=type(e).__name__)
-                if st["take"] and progress:
-                    print(f"facecap: take {st['take']} finalised with {st['take_frames']} frames",
-                          file=sys.stderr)  # fmt: skip
+                outputs.close(ended_by=type(e).__name__)
         raise
     status.close()
     elapsed = time.perf_counter() - t_start
     st = outputs.close(ended_by=ended_by) if outputs is not None else {}
-    if interrupted and progress:
-        where = f"; take {st['take']} finalised with {st['take_frames']} frames" if st.get("take") else ""
-        print(f"stopped by Ctrl-C after {n} frames{where}", file=sys.stderr)
     return {
         "frames": n,
         "tracked_frames": n_tracked,
@@ -473,20 +420,6 @@ def run(
         "sinks": st.get("sinks", []),
         "dropped": int(getattr(frames, "dropped", 0)),
     }
-
-
-def _pace(ts: float, wall0: float | None, src0: float | None, speed: float) -> tuple[float, float]:
-    """Sleep until the source time ``ts`` is due; (re)start the clock on the first frame, on a timestamp
-    that goes backwards and when more than a second behind (no burst to catch up)."""
-    now = time.perf_counter()
-    if wall0 is None or src0 is None or ts < src0:
-        return now, ts
-    delay = wall0 + (ts - src0) / speed - now
-    if delay > 0:
-        time.sleep(delay)
-    elif delay < -1.0:
-        return now, ts
-    return wall0, src0
 
 
 def frame_landmarks(landmarker, frame: Frame) -> tuple[np.ndarray | None, str | None]:
@@ -516,106 +449,4 @@ def frame_landmarks(landmarker, frame: Frame) -> tuple[np.ndarray | None, str | 
     return color_to_depth_pixels(det.landmarks, frame), None
 
 
-# ============================================================================================ CLI glue
-def add_output_arguments(parser: argparse.ArgumentParser, *, landmarks: bool = True) -> None:
-    """Add the shared output flags (``--vmc/--osc/--facecap/--livelink``, ``--record``, ``--retarget``,
-    and ``--landmarks`` unless ``landmarks=False``) to a command's parser."""
-    g = parser.add_argument_group(
-        "outputs", "stream every frame (each flag repeatable; TARGET is host:port, a port, or a full URL "
-        "such as vmc://127.0.0.1:39539?vrm0=1) and record a take"
-    )  # fmt: skip
-    for kind in SINK_FLAGS:
-        g.add_argument(f"--{kind}", action="append", default=[], metavar="TARGET", help=_FLAG_HELP[kind])
-    g.add_argument("--record", metavar="DIR", help="record a take into DIR (new or empty folder)")
-    g.add_argument("--retarget", metavar="MAP",
-                   help="mapping .json or built-in name (vrm0, perfect_sync, arkit): send the puppet's clips "
-                   "too, as extra VMC blendshape clips (needs --vmc)")  # fmt: skip
-    if landmarks:
-        g.add_argument("--landmarks", metavar="MODEL|auto",
-                       help="use MediaPipe face landmarks from the colour image: a face_landmarker.task "
-                       "path, or 'auto' ($FACECAP_MEDIAPIPE_MODEL, then "
-                       "~/.cache/facecap/face_landmarker.task)")  # fmt: skip
-
-
-def sink_urls_from_args(args: argparse.Namespace) -> list[str]:
-    """The sink URLs of the output flags, in flag order."""
-    return [target_url(kind, t) for kind in SINK_FLAGS for t in (getattr(args, kind, None) or [])]
-
-
-def outputs_from_args(args: argparse.Namespace, **kwargs) -> Outputs:
-    """:class:`Outputs` from the parsed output flags; ``kwargs`` go to the constructor (fps, camera...)."""
-    return Outputs(sink_urls_from_args(args), record=getattr(args, "record", None),
-                   retarget=getattr(args, "retarget", None), **kwargs)  # fmt: skip
-
-
-def landmarker_from_args(args: argparse.Namespace):
-    """A ``facecap.landmarks.FaceLandmarker`` for ``--landmarks MODEL|auto``, or None without the flag."""
-    spec = getattr(args, "landmarks", None)
-    if not spec:
-        return None
-    from .landmarks import FaceLandmarker
-
-    return FaceLandmarker(None if spec == "auto" else spec)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Within the block, SIGTERM (``kill``) stops the capture like Ctrl-C: the take is finalised."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-def format_summary(res: dict, verb: str = "tracked") -> str:
-    """Human-readable lines for a :func:`run` summary."""
-    lines = [
-        f"{verb} {res['frames']} frames in {res['elapsed_s']:.1f} s ({res['fps']:.1f} fps), "
-        f"face tracked in {res['tracked_fraction'] * 100:.1f}%, fit {res['fit_ms_median']:.1f} ms median"
-        + (", stopped by Ctrl-C" if res["interrupted"] else "")
-    ]
-    if res.get("dropped"):
-        lines.append(f"dropped {res['dropped']} depth frames without a colour frame to align to")
-    if res.get("landmarks_note"):
-        lines.append(f"landmarks: not used ({res['landmarks_note']})")
-    elif res.get("landmark_frames"):
-        lines.append(f"landmarks: MediaPipe found the face in {res['landmark_frames']} frames")
-    out = format_outputs(res)
-    return "\n".join(lines + ([out] if out else []))
-
-
-def format_outputs(stats: dict) -> str:
-    """Lines saying where the take is and what each sink sent (:attr:`Outputs.stats` or a run summary)."""
-    lines = []
-    if stats.get("take"):
-        lines.append(f"take: {stats['take']} ({stats['take_frames']} frames)")
-    for s in stats.get("sinks", []):
-        err = f", errors {s['errors']}" if s.get("errors") else ""
-        lines.append(f"{s['url']}: {s['frames']} frames, {s['datagrams_sent']} datagrams sent{err}")
-    return "\n".join(lines)
-
-
-__all__ = [
-    "SINK_FLAGS",
-    "Outputs",
-    "add_output_arguments",
-    "color_to_depth_pixels",
-    "format_outputs",
-    "format_summary",
-    "frame_landmarks",
-    "landmarker_from_args",
-    "outputs_from_args",
-    "run",
-    "sigterm_as_interrupt",
-    "sink_urls_from_args",
-    "target_url",
-]
+__all__ = ["Outputs", "Pacer", "frame_landmarks", "run"]

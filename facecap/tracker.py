@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import arkit, pose
-from .fit import FitParams, MaskModel, _Buffers, fit_frame, robust_energy, rodrigues
+from .fit import Buffers, FitParams, MaskModel, fit_frame, robust_energy, rodrigues
 from .formats import load_rig
 from .frames import Frame, Intrinsics
 from .rig import Rig
@@ -155,7 +155,7 @@ class Tracker:
         self.intrinsics = intrinsics
         self.config = config or TrackerConfig()
         self.model = MaskModel.from_rig(self.rig, max_points=self.config.max_points)
-        self._buf = _Buffers(len(self.model.sample))
+        self._buf = Buffers(len(self.model.sample))
         # where on the mask the face-surface centre lies (rig space), for acquisition
         front = self.model.b0[self.model.b0[:, 2] > np.percentile(self.model.b0[:, 2], 40)]
         self._face_centre_rig = np.median(front, axis=0)

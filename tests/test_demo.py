@@ -44,6 +44,7 @@ def test_demo_table_is_printed(capsys):
 def test_track_a_recording_to_csv_and_jsonl(tmp_path):
     from facecap.formats import load_rig
     from facecap.realsense import write_recording
+    from facecap.sinks import CSV_COLUMNS
     from facecap.synth import SyntheticActor, procedural_performance
 
     rig = load_rig()
@@ -58,13 +59,16 @@ def test_track_a_recording_to_csv_and_jsonl(tmp_path):
     assert main(["track", str(rec), "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 12
-    assert {"frame", "timestamp", "tracked", *arkit.ARKIT_NAMES, "head_yaw", "tz"} <= set(rows[0])
+    # one per-frame layout for `track` and `export --format csv` (facecap.sinks.file)
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert {"frame", "time", "timecode", "tracked", *arkit.ARKIT_NAMES, "head_yaw", "tz"} <= set(rows[0])
     assert all(r["tracked"] == "1" for r in rows)
     assert abs(float(rows[-1]["tz"]) - 0.6) < 0.01
     out2 = tmp_path / "w.jsonl"
     assert main(["track", str(rec), "--out", str(out2)]) == 0
-    lines = [json.loads(x) for x in out2.read_text().splitlines()]
-    assert len(lines) == 12 and lines[0]["frame"] == 0
+    header, *lines = [json.loads(x) for x in out2.read_text().splitlines()]
+    assert header["format"] == "facecap-take-jsonl" and header["fps"] == 30
+    assert len(lines) == 12 and lines[0]["frame"] == 0 and lines[0]["timecode"] == "00:00:00:00"
     assert main(["track", str(rec), "--out", str(tmp_path / "w.txt")]) == 2  # unknown format: clear error
 
 

@@ -15,8 +15,10 @@ from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 
 from facecap import arkit, cli, pipeline
-from facecap.frames import Extrinsics, Frame, Intrinsics
-from facecap.pipeline import Outputs, color_to_depth_pixels, run, target_url
+from facecap.cli import outputs as cli_outputs
+from facecap.cli.outputs import target_url
+from facecap.frames import Extrinsics, Frame, Intrinsics, color_to_depth_pixels
+from facecap.pipeline import Outputs, run
 from facecap.realsense import RecordingSource, write_recording
 from facecap.retarget import load_mapping
 from facecap.take import load_take
@@ -294,11 +296,11 @@ def test_outputs_flags_parse_in_order():
     import argparse
 
     p = argparse.ArgumentParser()
-    pipeline.add_output_arguments(p)
+    cli_outputs.add_output_arguments(p)
     a = p.parse_args(
         ["--vmc", "1.2.3.4:5", "--osc", "9000", "--vmc", "h", "--livelink", "x:1", "--landmarks", "auto"]
     )
-    assert pipeline.sink_urls_from_args(a) == ["vmc://1.2.3.4:5", "vmc://h", "osc://127.0.0.1:9000",
+    assert cli_outputs.sink_urls_from_args(a) == ["vmc://1.2.3.4:5", "vmc://h", "osc://127.0.0.1:9000",
                                                "livelink://x:1"]  # fmt: skip
     assert a.landmarks == "auto" and a.record is None and a.retarget is None
 
@@ -376,6 +378,6 @@ def test_run_reports_the_frames_the_source_dropped():
     frames = Source(Frame(depth=np.zeros((6, 8), np.float32), depth_intrinsics=k, index=i) for i in range(3))
     res = run(frames, Tracker(), None, progress=False)
     assert res["frames"] == 3 and res["dropped"] == 2
-    assert "dropped 2 depth frames" in pipeline.format_summary(res, "played")
+    assert "dropped 2 depth frames" in cli_outputs.format_summary(res, "played")
     res = run(list(frames), Tracker(), None, progress=False)
-    assert res["dropped"] == 0 and "dropped" not in pipeline.format_summary(res, "played")
+    assert res["dropped"] == 0 and "dropped" not in cli_outputs.format_summary(res, "played")

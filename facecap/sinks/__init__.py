@@ -65,11 +65,13 @@ big-endian, through NumPy views). ``fast=False`` builds every frame from scratch
 tests check that both paths give identical bytes.
 
 Modules: ``base`` (the :class:`Sink` interface, fan-out), ``udp`` (transport), ``osc`` (OSC layout engine),
-``vmc``, ``osc_namespace``, ``face_cap``, ``livelink_udp`` (one per protocol), ``urls`` (:func:`open_sink`).
+``vmc``, ``osc_namespace``, ``face_cap``, ``livelink_udp`` (one per protocol), ``urls`` (:func:`open_sink`),
+``file`` (the per-frame CSV / JSON Lines layout, :class:`FileSink`).
 """
 
-from .base import MultiSink, Sink
+from .base import Collector, MultiSink, Sink
 from .face_cap import FACECAP_HT_PER_METRE, FaceCapSink
+from .file import CSV_COLUMNS, FileSink
 from .livelink_udp import (
     LIVELINK_COUNT,
     LIVELINK_NAMES,
@@ -85,8 +87,8 @@ from .urls import SINKS, open_sink, open_sinks
 from .vmc import VMC_HEAD_OFFSET, VMCSink
 
 __all__ = [
-    "DEFAULT_PORTS", "FACECAP_HT_PER_METRE", "LIVELINK_COUNT", "LIVELINK_NAMES", "LIVELINK_VERSION",
-    "MAX_UDP_PAYLOAD", "SINKS", "VMC_HEAD_OFFSET", "FaceCapSink", "LiveLinkSink", "MultiSink", "OscSink",
-    "Sink", "UdpSink", "VMCSink", "decode_livelink_packet", "encode_livelink_packet", "livelink_frame_time",
-    "open_sink", "open_sinks",
+    "CSV_COLUMNS", "DEFAULT_PORTS", "FACECAP_HT_PER_METRE", "LIVELINK_COUNT", "LIVELINK_NAMES",
+    "LIVELINK_VERSION", "MAX_UDP_PAYLOAD", "SINKS", "VMC_HEAD_OFFSET", "Collector", "FaceCapSink", "FileSink",
+    "LiveLinkSink", "MultiSink", "OscSink", "Sink", "UdpSink", "VMCSink", "decode_livelink_packet",
+    "encode_livelink_packet", "livelink_frame_time", "open_sink", "open_sinks",
 ]  # fmt: skip

@@ -63,3 +63,21 @@ class MultiSink(Sink):
     @property
     def stats(self) -> dict:
         return {"sinks": [s.stats for s in self.sinks]}
+
+
+class Collector(Sink):
+    """Keeps every state in memory (``states``), for scoring a run or inspecting it in a notebook."""
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self.states: list[FaceState] = []
+
+    def send(self, state: FaceState) -> None:
+        if not isinstance(state, FaceState):
+            raise TypeError(f"send() takes a facecap.state.FaceState, got {type(state).__name__}")
+        self.states.append(state)
+
+    @property
+    def stats(self) -> dict:
+        return {"url": self.url, "frames": len(self.states)}

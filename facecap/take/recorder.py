@@ -367,6 +367,18 @@ class TakeRecorder:
         self._last_ts = ts
         self._n_tracked += bool(state.tracked)
 
+    def send(self, state: FaceState) -> None:
+        """:meth:`write` under the name every sink has (``facecap.sinks.Sink``): a take is one more output."""
+        self.write(state)
+
+    @property
+    def url(self) -> str:
+        return f"take://{self.path}"
+
+    @property
+    def stats(self) -> dict:
+        return {"url": self.url, "frames": self.frames}
+
     def write_frame(self, frame) -> None:
         """Queue one raw RGB-D :class:`~facecap.frames.Frame` for ``raw.db3`` (needs ``raw_rgbd=True``).
 

@@ -1,0 +1,158 @@
+"""Commands that run the capture loop (facecap.pipeline.run): demo, track, stream, live, play."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..demo import format_table, run_demo
+    from .outputs import format_outputs, landmarker_from_args, outputs_from_args
+
+    # --vmc/--osc/--facecap/--livelink/--record/--retarget: every tracked frame also goes to Outputs
+    with outputs_from_args(args, fps=30.0, meta={"source": "facecap demo", "seed": args.seed}) as outputs:
+        landmarker = landmarker_from_args(args)
+        try:
+            res = run_demo(frames=args.frames, out=args.out, camera=args.camera, distance=args.distance,
+                           seed=args.seed, max_angle_deg=args.max_angle, progress=None if args.json else True,
+                           keep_recording=args.keep_recording, landmarker=landmarker,
+                           sinks=outputs if (outputs.sinks or outputs.record) else None)  # fmt: skip
+        finally:
+            if landmarker is not None:
+                landmarker.close()
+    st = outputs.stats
+    if args.json:
+        print(json.dumps(res | ({"streams": st} if st["frames"] else {}), indent=2))
+    else:
+        print(format_table(res))
+        if args.out:
+            print(f"results in {args.out}/ (results.json, tracked.png)")
+        if st["frames"]:
+            print(format_outputs(st))
+    return 0
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from ..track import track_file
+
+    n = track_file(args.file, args.out, rig=args.rig, fmt=args.format, progress=True)
+    if n["interrupted"]:  # the rows tracked so far are in the file
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(f"tracked {n['frames']} frames ({n['tracked_fraction'] * 100:.1f}% with a face) -> {args.out}")
+    if n["dropped"]:
+        print(f"dropped {n['dropped']} depth frames without a colour frame to align to")
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    import dataclasses
+    import itertools
+
+    import numpy as np
+
+    from ..pipeline import Outputs, run
+    from ..progress import StatusLine
+    from ..sinks import open_sinks
+    from ..take import as_take
+    from .outputs import format_outputs
+
+    if not args.speed > 0:
+        raise ValueError(f"--speed must be > 0, got {args.speed}")
+    take = as_take(args.take)
+    if not len(take):
+        raise ValueError(f"take {args.take} has no frames")
+    ts = take.timestamps - take.timestamps[0]
+    if not (np.isfinite(ts).all() and (np.diff(ts) >= 0).all()):
+        ts = np.arange(len(take)) / take.fps  # broken clock: play at the take's frame rate
+    states = [dataclasses.replace(st, timestamp=float(t)) for st, t in zip(take.states(), ts, strict=True)]
+    sink = open_sinks(args.to)
+    # each loop round starts the pacing clock again (its first timestamp goes back)
+    items = itertools.chain.from_iterable(itertools.repeat(states)) if args.loop else states
+    status = StatusLine(None if args.loop else len(states), f"-> {sink.url}")
+    res = run(items, None, Outputs([sink]), realtime=True, speed=args.speed, progress=status)
+    if res["interrupted"]:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(format_outputs({"sinks": sink.stats.get("sinks", [sink.stats])}))
+    return 0
+
+
+def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, meta: dict, verb: str,
+                 realtime: bool = False, total: int | None = None, start=None) -> int:  # fmt: skip
+    """Shared body of `live` and `play`: outputs, optional MediaPipe, the tracking loop, the summary."""
+    from pathlib import Path
+
+    from ..formats import load_rig
+    from ..pipeline import run
+    from ..tracker import Tracker, TrackerConfig
+    from .outputs import format_summary, landmarker_from_args, outputs_from_args, sigterm_as_interrupt
+
+    rig = load_rig(args.rig)
+    rig_name = str(Path(args.rig).resolve()) if args.rig else rig.name
+    outputs = outputs_from_args(args, fps=fps, rig_name=rig_name, camera=camera, meta=meta)
+    landmarker = None
+    try:
+        landmarker = landmarker_from_args(args)
+        with sigterm_as_interrupt():
+            if start is not None:
+                start()
+            device = getattr(source, "device_name", None) or camera.get("device") or ""
+            tracker = Tracker(rig=rig, config=TrackerConfig.for_camera(device))
+            res = run(source, tracker, outputs, landmarker=landmarker, realtime=realtime,
+                      speed=getattr(args, "speed", 1.0), progress=None if args.json else True, total=total,
+                      label="playing" if verb == "played" else "capturing",
+                      max_frames=args.max_frames)  # fmt: skip
+    except BaseException as e:
+        st = outputs.stats
+        if st["take"] and not args.json:
+            print(f"facecap: take {st['take']} finalised with {st['take_frames']} frames", file=sys.stderr)
+        from ..take import TakeWriteError
+
+        if isinstance(e, TakeWriteError | FileExistsError):  # the take could not be written (disk full...)
+            raise RuntimeError(str(e)) from e
+        raise
+    finally:
+        outputs.close(ended_by="error")  # no-op after run() closed it
+        if landmarker is not None:
+            landmarker.close()
+    if res["interrupted"] and not args.json:
+        where = f"; take {res['take']} finalised with {res['take_frames']} frames" if res.get("take") else ""
+        print(f"stopped by Ctrl-C after {res['frames']} frames{where}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(res, indent=2, default=str))
+    else:
+        print(format_summary(res, verb))
+    return 130 if res["interrupted"] and verb == "played" else 0
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from ..realsense import LiveSource
+
+    src = LiveSource(args.width, args.height, args.fps, serial=args.serial)  # validates size and rate
+
+    def start():
+        src.start()
+        camera.update(device=src.device_name, color_fps=src.color_fps, depth_scale=src.depth_scale)
+
+    camera = {"kind": "realsense", "serial": args.serial, "width": args.width, "height": args.height,
+              "fps": args.fps}  # fmt: skip
+    try:
+        return run_capture(args, src, fps=args.fps, camera=camera, meta={"source": "live"}, verb="captured",
+                            start=start)  # fmt: skip
+    finally:
+        src.stop()
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from ..realsense import RecordingSource
+
+    src = RecordingSource(args.file)
+    info = src.info()
+    camera = {"kind": "recording", "device": info.get("device"), "resolution": info.get("resolution"),
+              "fps": info.get("fps")}  # fmt: skip
+    return run_capture(args, src, fps=float(info.get("fps") or 30), camera=camera,
+                        meta={"source": str(src.path)}, verb="played", realtime=args.realtime,
+                        total=src.frame_count)  # fmt: skip
