@@ -5,15 +5,14 @@ Public API::
     from facecap import Tracker, Frame, load_rig
 """
 
-__version__ = "0.1.0"
-
-from .arkit import ARKIT_NAMES  # noqa: E402
-from .formats import load_rig  # noqa: E402
-from .frames import Frame, Intrinsics  # noqa: E402
-from .rig import Rig  # noqa: E402
-from .state import FaceState  # noqa: E402
-from .take import Take, TakeRecorder, load_take  # noqa: E402
-from .tracker import Tracker, TrackerConfig  # noqa: E402
+from ._version import __version__
+from .arkit import ARKIT_NAMES
+from .formats import load_rig
+from .frames import Frame, Intrinsics
+from .rig import Rig
+from .state import FaceState
+from .take import Take, TakeRecorder, load_take
+from .tracker import Tracker, TrackerConfig
 
 __all__ = [
     "ARKIT_NAMES",

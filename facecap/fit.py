@@ -1,4 +1,4 @@
-"""Per-frame fit: nonrigid projective ICP of a blendshape mask to a depth image (DESIGN.md §2).
+"""Per-frame fit: nonrigid projective ICP of a blendshape mask to a depth image (docs/design.md §2).
 
 Minimises over head pose (R, t) and weights w in [0, 1]^52::
 

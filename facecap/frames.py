@@ -1,4 +1,4 @@
-"""RGB-D frames and camera models (DESIGN.md §1).
+"""RGB-D frames and camera models (docs/design.md §1).
 
 Camera frame convention (OpenCV): x right, y down, z forward, metres.
 """

@@ -1,4 +1,4 @@
-"""FaceState: what the tracker says about one frame (DESIGN.md §1)."""
+"""FaceState: what the tracker says about one frame (docs/design.md §1)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from .rig import Rig
 from .state import FaceState
 
 # Depth noise the fit assumes at 1 m, per camera: 1.4 x the RMS of a D4xx at 640x480
-# (z^2 * 0.08 px / (f * baseline) * 2, DESIGN.md §3: measured noise runs 3-5x the floor); the margin
+# (z^2 * 0.08 px / (f * baseline) * 2, docs/design.md §3: measured noise runs 3-5x the floor); the margin
 # stands for the spatial correlation of stereo depth (neighbouring pixels are not independent).
 DEPTH_NOISE_1M = {"d415": 0.0083, "d435": 0.0136}
 

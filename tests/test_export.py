@@ -24,7 +24,7 @@ from facecap.export import (
 )
 from facecap.pose import FRONTAL, head_euler
 from facecap.rig import Rig
-from facecap.take import Take, TakeRecorder, load_take
+from facecap.take import Take, TakeRecorder, load_take, take_from_livelink_csv
 
 
 def small_rig(n: int = 8, seed: int = 0) -> Rig:
@@ -134,7 +134,7 @@ def test_livelink_csv_export_reads_back(tmp_path, take):
 @pytest.mark.parametrize("name", LIVELINK_TAKES)
 def test_real_livelink_takes_import_and_reexport_identically(tmp_path, name):
     src = shared_path("arkit_blendshape_takes", name)
-    take = Take.from_livelink_csv(src)
+    take = take_from_livelink_csv(src)
     ll = livelink.read_csv(src)
     assert len(take) == ll.n_frames and take.fps == ll.fps
     np.testing.assert_array_equal(take.tracked, ll.tracked)
@@ -146,7 +146,7 @@ def test_real_livelink_takes_import_and_reexport_identically(tmp_path, name):
 
 def test_livelink_import_recomputes_angles_after_an_edit(tmp_path):
     src = shared_path("arkit_blendshape_takes", "livelinkface_MySlate_3_JMTechArt.csv")
-    take = Take.from_livelink_csv(src)
+    take = take_from_livelink_csv(src)
     from facecap.pose import from_euler
 
     take.rotations[10] = from_euler(0.25, -0.1, 0.05)  # an edit wins over the kept raw columns
@@ -181,7 +181,7 @@ def test_livelink_csv_signs_head_and_eyes_toward_the_subjects_right(tmp_path):
         assert v["LeftEyeYaw"] > 0.1 and v["RightEyeYaw"] > 0.1
         assert v["LeftEyeYaw"] == pytest.approx(-float(gaze[0, 0]), abs=1e-7)
         assert v["LeftEyePitch"] == pytest.approx(float(gaze[0, 1]), abs=1e-7)
-    back = Take.from_livelink_csv(out)
+    back = take_from_livelink_csv(out)
     np.testing.assert_allclose(back.rotations[0], r, atol=1e-9)
     np.testing.assert_allclose(back.gaze[0], gaze, atol=1e-7)
 

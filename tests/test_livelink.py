@@ -16,6 +16,7 @@ from facecap.livelink import (
     to_livelink_angles,
     write_csv,
 )
+from facecap.take import take_from_livelink
 from facecap.timecode import format_timecode, parse_timecode
 
 LOST = {"livelinkface_alexdjulin_S88-001.csv": 277, "livelinkface_alexdjulin_apfel.csv": 35}
@@ -56,7 +57,6 @@ def test_real_takes_fix_the_live_link_angle_signs(name):
     """The iPhone's own eye angles against its own eyeLook weights: eye yaw > 0 looks toward the subject's
     *right* (the Right-named side), pitch > 0 looks down. facecap's conversion must give exactly these
     signs, and an import must give gaze that agrees with facecap's gaze-from-weights."""
-    from facecap.take import Take
     from facecap.tracker import gaze_from_weights
 
     ll = read_csv(shared_path("arkit_blendshape_takes", name))
@@ -73,7 +73,7 @@ def test_real_takes_fix_the_live_link_angle_signs(name):
         assert c_yaw < -0.95 and c_pitch > 0.95, (side, c_yaw, c_pitch)
         # facecap: yaw > 0 toward the subject's left, pitch > 0 down; the data say what Live Link makes of it
         assert to_livelink_angles([1.0, 1.0, 0.0])[:2].tolist() == [np.sign(c_yaw), np.sign(c_pitch)]
-    take = Take.from_livelink(ll)
+    take = take_from_livelink(ll)
     g_w = np.array([gaze_from_weights(x) for x in take.weights[tr]])
     for k in range(2):
         assert _corr(take.gaze[tr][:, k, 0], g_w[:, k, 0]) > 0.95  # yaw, facecap convention

@@ -45,6 +45,7 @@ from facecap.sinks import (
     open_sinks,
 )
 from facecap.state import FaceState
+from facecap.take import take_from_livelink
 
 WAIT = 3.0  # seconds, upper bound for any receive
 
@@ -348,7 +349,7 @@ def golden_livelink(values61, dev: str, subj: str, frame: int, sub: float, num: 
     ])  # fmt: skip
 
 
-# EARFaceBlendShape order, written out from DESIGN.md §6 (Unreal's enum), not from facecap.arkit.
+# EARFaceBlendShape order, written out from docs/design.md §6 (Unreal's enum), not from facecap.arkit.
 SPEC_LIVELINK_NAMES = (
     "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft", "EyeSquintLeft",
     "EyeWideLeft", "EyeBlinkRight", "EyeLookDownRight", "EyeLookInRight", "EyeLookOutRight", "EyeLookUpRight",
@@ -366,7 +367,7 @@ SPEC_LIVELINK_NAMES = (
 
 
 def spec_decode_livelink(pkt: bytes) -> dict:
-    """A Live Link Face v6 packet read field by field with ``struct`` from the field list in DESIGN.md §6
+    """A Live Link Face v6 packet read field by field with ``struct`` from the field list in docs/design.md §6
     (big-endian: uint8 version, int32-length device id, int32-length subject, int32 frame, float32
     subframe, int32 rate numerator/denominator, uint8 count, count x float32) -- not facecap's decoder."""
     pos = 0
@@ -468,11 +469,10 @@ def test_livelink_signs_over_udp_head_and_eyes_toward_the_subjects_right():
 @pytest.mark.parametrize("name", LIVELINK_TAKES[:2])
 def test_real_take_streams_its_own_eye_angles(name):
     """A real iPhone take imported and streamed: each packet's eye yaw/pitch equal the CSV's columns."""
-    from facecap.take import Take
 
     src = shared_path("arkit_blendshape_takes", name)
     ll = read_csv(src)
-    take = Take.from_livelink(ll)
+    take = take_from_livelink(ll)
     rows = np.flatnonzero(ll.tracked)[:: max(1, int(ll.tracked.sum()) // 40)]
     with udp_receiver() as (port, rx), LiveLinkSink("127.0.0.1", port) as sink:
         for i in rows:

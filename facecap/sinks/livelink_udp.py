@@ -17,7 +17,7 @@ from ..pose import viewer_euler, viewer_rotation
 from ..state import FaceState
 from .udp import DEFAULT_PORTS, FLOAT32_MAX, UdpSink
 
-# Live Link Face UDP packet, version 6, big-endian (DESIGN.md §6). Layout checked against:
+# Live Link Face UDP packet, version 6, big-endian (docs/design.md §6). Layout checked against:
 #   think-biq/LLV src/llv/gesicht.py (FaceFrame: uint8 version, int32-length strings device id and
 #     subject, frame time int32 frame / float32 subframe / int32 rate numerator / int32 denominator,
 #     uint8 count, count x float32 in EARFaceBlendShape order, all ">"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -176,20 +175,3 @@ class Take:
             indices=np.array([s.index for s in states], dtype=np.int64),
             rms_mm=np.array([s.rms_mm for s in states], dtype=np.float32),
         )
-
-    @classmethod
-    def from_livelink_csv(cls, path: str | Path, *, fps: float | None = None) -> Take:
-        """Import a Live Link Face CSV (iPhone ARKit) as a take: angles converted to facecap's convention,
-        the file's angle columns kept in ``extra`` for an identical re-export
-        (:func:`facecap.take.livelink.take_from_livelink_csv`, which documents the conversion)."""
-        from .livelink import take_from_livelink_csv
-
-        return take_from_livelink_csv(path, fps=fps)
-
-    @classmethod
-    def from_livelink(cls, ll, *, fps: float | None = None, source: str | None = None) -> Take:
-        """A take from a :class:`facecap.livelink.LiveLinkTake` (see :meth:`from_livelink_csv`); same as
-        :func:`facecap.take.livelink.take_from_livelink`."""
-        from .livelink import take_from_livelink
-
-        return take_from_livelink(ll, fps=fps, source=source)

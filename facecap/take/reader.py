@@ -96,5 +96,7 @@ def as_take(take: Take | str | Path) -> Take:
         return take
     p = Path(take)
     if p.is_file() and p.suffix.lower() == ".csv":
-        return Take.from_livelink_csv(p)
+        from .livelink import take_from_livelink_csv
+
+        return take_from_livelink_csv(p)
     return load_take(p)

@@ -64,7 +64,7 @@ class TakeWriteError(OSError):
 def _versions() -> dict:
     from importlib import metadata
 
-    from .. import __version__
+    from .._version import __version__
 
     out = {"facecap": __version__, "numpy": np.__version__, "python": platform.python_version()}
     for pkg in ("pyrealsense2", "usd-core", "pygltflib"):
