@@ -1,25 +1,14 @@
-"""glTF 2.0 exchange: rigs as meshes with 52 named morph targets, takes as morph-weight animations.
+"""Reading glTF 2.0: documents and their buffers, accessors, and rigs from meshes with ARKit morph targets.
 
-The container is written and parsed by ``pygltflib``; this module only lays out the data.
-
-Layout written by :func:`export_rig` (one scene, one node, one mesh, one triangle primitive):
-
-- ``POSITION`` float32 VEC3 (with ``min``/``max``), ``NORMAL`` float32 VEC3, optional ``COLOR_0``
-  float32 VEC3 (linear, converted from the rig's sRGB albedo), ``indices`` uint32;
-- 52 morph targets (``POSITION`` deltas, metres) in canonical ARKit order, named in
-  ``mesh.extras.targetNames`` (the convention Blender and three.js read), ``mesh.weights`` all 0;
-- ``mesh.extras.facecap``: what a round trip needs beyond the mesh (rig name and meta as JSON, the
-  mirror map, region masks and landmarks as extra accessors), so :func:`import_rig` rebuilds the
-  exact :class:`~facecap.rig.Rig`.
-
-Every bufferView starts on a 4-byte boundary, vertex attributes carry ``byteStride`` and the
-``ARRAY_BUFFER`` target, indices ``ELEMENT_ARRAY_BUFFER``. glTF's frame is rig space: metres, y up,
-z out of the face.
+:func:`load_gltf` reads a ``.glb``/``.gltf`` file (for :func:`import_rig` and
+:func:`facecap.retarget.apply_to_gltf`), :func:`morph_target_names` finds a mesh's target names and
+:func:`import_rig` rebuilds a :class:`~facecap.rig.Rig`: exactly, from the layout
+:func:`~facecap.gltf.export_rig` writes (:mod:`facecap.gltf.format`), or from any mesh whose morph
+targets have ARKit names.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import warnings
 from pathlib import Path
@@ -27,284 +16,13 @@ from pathlib import Path
 import numpy as np
 import pygltflib as gl
 
-from . import arkit
-from ._io import atomic_path
-from .checks import check_out_path, check_pose_track, check_weight_track
-from .pose import quaternions_xyzw
-from .rig import Rig, mirror_map
+from .. import arkit
+from ..rig import Rig, mirror_map
+from .format import COMPONENT_DTYPES, FORMAT_VERSION, N_COMPONENTS, linear_to_srgb8
 
-GLTF_SUFFIXES = (".glb", ".gltf")
-_FORMAT_VERSION = 1
-_GENERATOR = "facecap"
-
-_COMPONENT_DTYPES = {
-    gl.BYTE: np.dtype("<i1"),
-    gl.UNSIGNED_BYTE: np.dtype("<u1"),
-    gl.SHORT: np.dtype("<i2"),
-    gl.UNSIGNED_SHORT: np.dtype("<u2"),
-    gl.UNSIGNED_INT: np.dtype("<u4"),
-    gl.FLOAT: np.dtype("<f4"),
-}
-_N_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
 _NORMALIZED_DIVISOR = {gl.BYTE: 127.0, gl.UNSIGNED_BYTE: 255.0, gl.SHORT: 32767.0, gl.UNSIGNED_SHORT: 65535.0}
 
 
-# ---------------------------------------------------------------------------------------------- colour
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    """sRGB-encoded values in [0, 1] -> linear, float32 (glTF's COLOR_0 is linear)."""
-    c = np.asarray(c, dtype=np.float64)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-def linear_to_srgb8(c: np.ndarray) -> np.ndarray:
-    """Linear values in [0, 1] -> sRGB uint8."""
-    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
-    s = np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
-    return np.round(s * 255.0).astype(np.uint8)
-
-
-# ---------------------------------------------------------------------------------------------- writing
-class Writer:
-    """Accumulates one binary buffer and the bufferViews/accessors that describe it.
-
-    Parameters
-    ----------
-    gltf : pygltflib.GLTF2, optional
-        A document to append to (from :func:`load_gltf`); default a new, empty one.
-    buffers : sequence of bytes
-        The data of ``gltf.buffers``, in order. They are merged into the writer's single buffer and
-        ``gltf``'s bufferViews re-pointed into it (the document is modified in place), so
-        :meth:`save` writes one self-contained file.
-    """
-
-    def __init__(self, gltf: gl.GLTF2 | None = None, buffers=()) -> None:
-        self.gltf = (
-            gltf if gltf is not None else gl.GLTF2(asset=gl.Asset(generator=_GENERATOR, version="2.0"))
-        )
-        self.blob = bytearray()
-        starts = []
-        for data in buffers:
-            self.blob.extend(b"\0" * (-len(self.blob) % 4))
-            starts.append(len(self.blob))
-            self.blob.extend(data)
-        for i, bv in enumerate(self.gltf.bufferViews):
-            if not (isinstance(bv.buffer, int) and 0 <= bv.buffer < len(starts)):
-                raise ValueError(f"bufferView {i} refers to buffer {bv.buffer!r}, which does not exist")
-            bv.byteOffset = (bv.byteOffset or 0) + starts[bv.buffer]
-            bv.buffer = 0
-
-    def add(
-        self,
-        data: np.ndarray,
-        component: int,
-        kind: str,
-        *,
-        target: int | None = None,
-        minmax: bool = False,
-        name: str | None = None,
-    ) -> int:
-        """Append ``data`` (count, ncomp) as a new 4-byte-aligned bufferView + accessor; return its index."""
-        dtype = _COMPONENT_DTYPES[component]
-        ncomp = _N_COMPONENTS[kind]
-        arr = np.ascontiguousarray(data, dtype=dtype).reshape(-1, ncomp)
-        if len(arr) == 0:
-            raise ValueError(f"cannot write an empty accessor {name!r}")
-        self.blob.extend(b"\0" * (-len(self.blob) % 4))
-        offset = len(self.blob)
-        raw = arr.tobytes()
-        self.blob.extend(raw)
-        stride = arr.itemsize * ncomp if target == gl.ARRAY_BUFFER else None
-        self.gltf.bufferViews.append(
-            gl.BufferView(buffer=0, byteOffset=offset, byteLength=len(raw), byteStride=stride, target=target)
-        )
-        acc = gl.Accessor(
-            bufferView=len(self.gltf.bufferViews) - 1, byteOffset=0, componentType=component,
-            count=len(arr), type=kind, name=name,
-        )  # fmt: skip
-        if minmax:
-            acc.min = [float(x) for x in arr.min(axis=0)]
-            acc.max = [float(x) for x in arr.max(axis=0)]
-        self.gltf.accessors.append(acc)
-        return len(self.gltf.accessors) - 1
-
-    def add_times(self, n: int, fps: float, *, name: str | None = None) -> int:
-        """Accessor of the key times ``i / fps`` seconds, ``i < n`` (float32, with min/max); its index."""
-        times = (np.arange(n, dtype=np.float64) / fps).astype(np.float32)
-        return self.add(times, gl.FLOAT, gl.SCALAR, minmax=True, name=name)
-
-    def add_track(
-        self,
-        anim: gl.Animation,
-        times: int,
-        values: np.ndarray,
-        kind: str,
-        target_path: str,
-        nodes,
-        *,
-        name: str | None = None,
-    ) -> None:
-        """Key ``values`` (float, one ``kind`` element per key) at accessor ``times``, LINEAR, on
-        ``target_path`` (``"weights"``, ``"rotation"``, ``"translation"``) of each of ``nodes``."""
-        out = self.add(values, gl.FLOAT, kind, name=name)
-        anim.samplers.append(gl.AnimationSampler(input=times, output=out, interpolation=gl.ANIM_LINEAR))
-        for node in nodes:
-            anim.channels.append(
-                gl.AnimationChannel(
-                    sampler=len(anim.samplers) - 1,
-                    target=gl.AnimationChannelTarget(node=node, path=target_path),
-                )
-            )
-
-    def save(self, path: Path) -> Path:
-        """Write ``.glb`` or ``.gltf`` (embedded base64 buffer and images) atomically."""
-        self.blob.extend(b"\0" * (-len(self.blob) % 4))
-        blob = bytes(self.blob)
-        if any(img.uri and not img.uri.startswith("data:") for img in self.gltf.images):
-            self.gltf.convert_images(
-                gl.ImageFormat.DATAURI
-            )  # external images, read from the loaded file's folder
-        with atomic_path(path) as tmp:
-            if path.suffix.lower() == ".glb":
-                self.gltf.buffers = [gl.Buffer(byteLength=len(blob))]
-                self.gltf.set_binary_blob(blob)
-                ok = self.gltf.save_binary(str(tmp))
-            else:
-                uri = gl.DATA_URI_HEADER + base64.b64encode(blob).decode("ascii")
-                self.gltf.buffers = [gl.Buffer(byteLength=len(blob), uri=uri)]
-                tmp.write_text(self.gltf.gltf_to_json(), encoding="utf-8")
-                ok = True
-            if not ok:
-                raise OSError(f"pygltflib could not write {path}")
-        return path
-
-
-def _rig_gltf(rig: Rig) -> tuple[Writer, int]:
-    """Lay out ``rig`` as one mesh on one node; return the writer and the node index."""
-    if not isinstance(rig, Rig):
-        raise TypeError(f"expected a facecap Rig, got {type(rig).__name__}")
-    rig.validate()
-    w = Writer()
-    attrs = gl.Attributes(
-        POSITION=w.add(rig.neutral, gl.FLOAT, gl.VEC3, target=gl.ARRAY_BUFFER, minmax=True, name="neutral"),
-        NORMAL=w.add(rig.vertex_normals(), gl.FLOAT, gl.VEC3, target=gl.ARRAY_BUFFER, name="normals"),
-    )
-    if rig.colors is not None:
-        lin = srgb_to_linear(rig.colors / 255.0)
-        attrs.COLOR_0 = w.add(lin, gl.FLOAT, gl.VEC3, target=gl.ARRAY_BUFFER, name="albedo")
-    indices = w.add(rig.triangles.reshape(-1), gl.UNSIGNED_INT, gl.SCALAR, target=gl.ELEMENT_ARRAY_BUFFER)
-    targets = [
-        gl.Attributes(POSITION=w.add(d, gl.FLOAT, gl.VEC3, target=gl.ARRAY_BUFFER, minmax=True, name=n))
-        for n, d in zip(rig.names, rig.deltas, strict=True)
-    ]
-    facecap: dict = {
-        "version": _FORMAT_VERSION,
-        "rig": json.dumps({"name": rig.name, "meta": rig.meta}),
-        "mirror": w.add(rig.mirror, gl.UNSIGNED_INT, gl.SCALAR, name="mirror"),
-        "masks": {k: w.add(m, gl.UNSIGNED_BYTE, gl.SCALAR, name=f"mask_{k}") for k, m in rig.masks.items()},
-    }
-    if len(rig.landmark_ids):
-        facecap["landmarks"] = {
-            "ids": w.add(rig.landmark_ids, gl.UNSIGNED_INT, gl.SCALAR, name="landmark_ids"),
-            "tris": w.add(rig.landmark_tris, gl.UNSIGNED_INT, gl.VEC3, name="landmark_tris"),
-            "bary": w.add(rig.landmark_bary, gl.FLOAT, gl.VEC3, name="landmark_bary"),
-        }
-    w.gltf.materials.append(
-        gl.Material(
-            name="skin",
-            pbrMetallicRoughness=gl.PbrMetallicRoughness(
-                baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=0.6
-            ),
-        )
-    )
-    prim = gl.Primitive(attributes=attrs, indices=indices, mode=gl.TRIANGLES, material=0, targets=targets)
-    w.gltf.meshes.append(
-        gl.Mesh(
-            name=rig.name or "face",
-            primitives=[prim],
-            weights=[0.0] * len(targets),
-            extras={"targetNames": list(rig.names), "facecap": facecap},
-        )
-    )
-    w.gltf.nodes.append(gl.Node(name=rig.name or "face", mesh=0))
-    w.gltf.scenes.append(gl.Scene(name="facecap", nodes=[0]))
-    w.gltf.scene = 0
-    return w, 0
-
-
-def export_rig(rig: Rig, path: str | Path) -> Path:
-    """Write a rig as glTF 2.0 with 52 named morph targets.
-
-    Parameters
-    ----------
-    rig : Rig
-    path : str or Path
-        ``*.glb`` for binary glTF, ``*.gltf`` for JSON with the buffer embedded as base64.
-
-    Returns
-    -------
-    Path
-        The written file. It opens in Blender / three.js with the ARKit names on the shape keys, and
-        :func:`import_rig` reads it back into an identical rig.
-    """
-    path = check_out_path(path, GLTF_SUFFIXES, "glTF output")
-    w, _ = _rig_gltf(rig)
-    return w.save(path)
-
-
-def export_animation(
-    rig: Rig,
-    weights: np.ndarray,
-    fps: float,
-    path: str | Path,
-    *,
-    rotations: np.ndarray | None = None,
-    translations: np.ndarray | None = None,
-    name: str = "take",
-) -> Path:
-    """Write the rig mesh plus an animation of its 52 morph weights (and optionally the head node).
-
-    Parameters
-    ----------
-    rig : Rig
-    weights : (N, 52) float
-        Blendshape weights per frame, canonical ARKit order (= the mesh's target order).
-    fps : float
-        Frame rate; frame ``i`` is keyed at ``i / fps`` seconds, LINEAR interpolation.
-    path : str or Path
-        ``*.glb`` or ``*.gltf``.
-    rotations : (N, 4) float (x, y, z, w unit quaternions) or (N, 3, 3) float, optional
-        Head node rotation per frame.
-    translations : (N, 3) float, metres, optional
-        Head node translation per frame.
-    name : str
-        Animation name (Blender shows it as the action name).
-
-    Returns
-    -------
-    Path
-    """
-    path = check_out_path(path, GLTF_SUFFIXES, "glTF output")
-    w, fps = check_weight_track(weights, fps)
-    n = len(w)
-    rots, trans = check_pose_track(rotations, translations, n, quaternions=True)
-
-    writer, node = _rig_gltf(rig)
-    t_acc = writer.add_times(n, fps, name="time")
-    anim = gl.Animation(name=name)
-    outputs = [("weights", w.astype(np.float32).reshape(-1), gl.SCALAR)]
-    if rots is not None:
-        quats = quaternions_xyzw(rots) if rots.ndim == 3 else rots  # x, y, z, w: glTF's order
-        outputs.append(("rotation", quats.astype(np.float32), gl.VEC4))
-    if trans is not None:
-        outputs.append(("translation", trans.astype(np.float32), gl.VEC3))
-    for target_path, values, kind in outputs:
-        writer.add_track(anim, t_acc, values, kind, target_path, [node], name=target_path)
-    anim.extras = {"fps": fps, "frames": n}
-    writer.gltf.animations.append(anim)
-    return writer.save(path)
-
-
-# ---------------------------------------------------------------------------------------------- reading
 def load_gltf(path: str | Path) -> tuple[gl.GLTF2, list[bytes]]:
     """Read a ``.glb`` or ``.gltf`` file (embedded or external ``.bin`` buffers).
 
@@ -396,8 +114,8 @@ def _accessor(g: gl.GLTF2, bufs: list[bytes], index: int, where: str) -> np.ndar
     """Accessor ``index`` as a (count, ncomp) array (float for normalized integers), sparse applied."""
     try:
         a = g.accessors[index]
-        dtype = _COMPONENT_DTYPES[a.componentType]
-        ncomp = _N_COMPONENTS[a.type]
+        dtype = COMPONENT_DTYPES[a.componentType]
+        ncomp = N_COMPONENTS[a.type]
     except (IndexError, KeyError, TypeError):
         raise ValueError(f"{where}: accessor {index} is missing or has an unknown type") from None
     count = int(a.count or 0)
@@ -408,7 +126,7 @@ def _accessor(g: gl.GLTF2, bufs: list[bytes], index: int, where: str) -> np.ndar
     if a.sparse is not None and a.sparse.count:
         s = a.sparse
         idx = _view(g, bufs, s.indices.bufferView, s.indices.byteOffset, s.count,
-                    _COMPONENT_DTYPES[s.indices.componentType], 1, where)[:, 0]  # fmt: skip
+                    COMPONENT_DTYPES[s.indices.componentType], 1, where)[:, 0]  # fmt: skip
         val = _view(g, bufs, s.values.bufferView, s.values.byteOffset, s.count, dtype, ncomp, where)
         if (idx >= count).any():
             raise ValueError(f"{where}: sparse accessor {index} has indices out of range")
@@ -488,7 +206,7 @@ def _target_names(mesh: gl.Mesh, n_targets: int, path: Path) -> list[str]:
 def import_rig(path: str | Path) -> Rig:
     """Read a glTF/GLB mesh with ARKit-named morph targets as a :class:`~facecap.rig.Rig`.
 
-    Files written by :func:`export_rig` come back identical. Other files (Blender, three.js,
+    Files written by :func:`~facecap.gltf.export_rig` come back identical. Other files (Blender, three.js,
     Face Cap...) need one mesh with morph targets whose names are ARKit names in any spelling
     (``eyeBlinkLeft``, ``EyeBlinkLeft``, ``eyeBlink_L``); targets with other names are skipped with a
     warning, absent shapes get zero deltas. Such rigs get ``masks={"track": all}``, a mirror map from
@@ -623,12 +341,12 @@ def import_rig(path: str | Path) -> Rig:
 
 
 def _facecap_rig(g, bufs, fc: dict, neutral, triangles, named, colors) -> Rig:
-    """Rebuild a rig from the ``mesh.extras.facecap`` block written by :func:`export_rig`.
+    """Rebuild a rig from the ``mesh.extras.facecap`` block written by :func:`~facecap.gltf.export_rig`.
 
     Raises ``ValueError``/``KeyError`` when the block does not describe this mesh (another tool
     re-exported the file and kept the extras but not the accessors they point to).
     """
-    if fc.get("version") != _FORMAT_VERSION:
+    if fc.get("version") != FORMAT_VERSION:
         raise ValueError(f"unknown facecap extras version {fc.get('version')!r}")
     nv = len(neutral)
 
@@ -658,7 +376,3 @@ def _facecap_rig(g, bufs, fc: dict, neutral, triangles, named, colors) -> Rig:
         neutral, triangles, named, landmark_ids=ids, landmark_tris=lt, landmark_bary=lb, masks=masks,
         mirror=mirror, colors=colors, name=info.get("name", "rig"), meta=info.get("meta", {}),
     )  # fmt: skip
-
-
-RIG_LOADERS = {".glb": import_rig, ".gltf": import_rig}
-RIG_SAVERS = {".glb": export_rig, ".gltf": export_rig}
