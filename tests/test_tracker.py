@@ -56,17 +56,17 @@ def test_recovers_pose_and_weights_clean():
         assert pose.rotation_angle_deg(s.rotation, R) < 0.3
         assert np.linalg.norm(s.translation - t) < 0.0005
         assert mae < 0.01, k
-        # the L1 sparsity prior shrinks held shapes by up to ~0.06 even on clean frames (mouthSmileLeft
-        # reads 0.54 for 0.6 here; the debiased tracker of the next issue removes it)
+        # no shrinkage: the relaxed lasso refits the selected shapes without the L1 term (with the plain
+        # L1 prior mouthSmileLeft read 0.54 for 0.6 here; now 0.58-0.59)
         for name, value in HELD.items():
-            assert abs(s.weights[arkit.INDEX[name]] - value) < 0.1, (k, name)
+            assert abs(s.weights[arkit.INDEX[name]] - value) < 0.05, (k, name)
 
 
 def test_recovers_pose_and_weights_over_noise_seeds():
     """D415 noise at 0.6 m, 20 noise draws of one held expression: asserted over the distribution.
 
     From a single start, acquisition fell into a mouthClose/jawOpen local minimum on 10 of these 20
-    draws (MAE 0.06-0.15); the start hypotheses keep the lowest-energy basin (0/20, max MAE 0.031 here).
+    draws (MAE 0.06-0.15); the start hypotheses keep the lowest-energy basin (0/20, max MAE 0.024 here).
     """
     rig = load_rig()
     R = pose.from_euler(0.25, -0.1, 0.05)
@@ -86,42 +86,51 @@ def test_recovers_pose_and_weights_over_noise_seeds():
     held = np.array(held)
     # the jaw decides the basin: every draw must find it
     assert np.count_nonzero(np.abs(held[:, 0] - HELD["jawOpen"]) < 0.1) >= 19, held[:, 0]
-    # the other held shapes are all seen; the L1 prior still shrinks them (median gain 0.55-0.9 here)
+    # the other held shapes are all seen, without the L1 prior's shrinkage (median gain 0.75-1.0 here)
     for k, (name, value) in enumerate(HELD.items()):
-        assert 0.4 * value < np.median(held[:, k]) < value + 0.1, (name, held[:, k])
+        assert 0.6 * value < np.median(held[:, k]) < value + 0.1, (name, held[:, k])
 
 
 def test_every_acquisition_start_tracks_and_the_lowest_energy_wins(monkeypatch):
+    """Each start alone acquires the face; together the lowest robust energy wins, also on the noise draws
+    where the closed-jaw start alone falls into the mouthClose basin (8 of these 20 draws here)."""
     from facecap import tracker as tracker_mod
     from facecap.fit import robust_energy
 
     rig = load_rig()
-    actor = SyntheticActor(rig, camera="d415", distance=0.6, seed=1, noise=True)
     R, t = pose.from_euler(0.25, -0.1, 0.05), np.array([0.01, -0.015, 0.62])
-    frame = actor.render(_weights(**HELD), R, t)
-    intr = frame.depth_intrinsics
     cfg = TrackerConfig.for_camera("d415")
+    starts = tracker_mod.ACQUIRE_STARTS
+    trapped = 0
+    for seed in range(20):
+        frame = SyntheticActor(rig, camera="d415", distance=0.6, seed=seed, noise=True).render(
+            _weights(**HELD), R, t
+        )
+        intr = frame.depth_intrinsics
 
-    def energy(state, tr):
-        p = tr._params(float(state.translation[2]))
-        return robust_energy(tr.model, frame.depth, (intr.fx, intr.fy, intr.cx, intr.cy), state.rotation,
-                             state.translation, state.weights.astype(np.float64), p)  # fmt: skip
+        def energy(state, tr, frame=frame, intr=intr):
+            p = tr._params(float(state.translation[2]))
+            return robust_energy(tr.model, frame.depth, (intr.fx, intr.fy, intr.cx, intr.cy), state.rotation,
+                                 state.translation, state.weights.astype(np.float64), p)  # fmt: skip
 
-    single = []
-    for start in tracker_mod.ACQUIRE_STARTS:
-        monkeypatch.setattr(tracker_mod, "ACQUIRE_STARTS", (start,))
-        tr = Tracker(rig=rig, intrinsics=intr, config=cfg)
-        s = tr.track(frame)
-        assert s.tracked, start
-        single.append((energy(s, tr), s))
-    monkeypatch.undo()
-    tr = Tracker(rig=rig, intrinsics=intr, config=cfg)
-    s = tr.track(frame)
-    best = min(single, key=lambda es: es[0])[1]
-    np.testing.assert_allclose(s.weights, best.weights, atol=1e-6)
-    # this draw is one where the closed-jaw start alone lands in the mouthClose basin
-    assert single[0][1].weights[arkit.INDEX["mouthClose"]] > 0.5
-    assert s.weights[arkit.INDEX["mouthClose"]] < 0.2 and abs(s.weights[arkit.INDEX["jawOpen"]] - 0.5) < 0.15
+        single = []
+        for start in starts:
+            monkeypatch.setattr(tracker_mod, "ACQUIRE_STARTS", (start,))
+            tr = Tracker(rig=rig, intrinsics=intr, config=cfg)
+            s = tr.track(frame)
+            assert s.tracked, (seed, start)
+            single.append((energy(s, tr), s))
+        monkeypatch.setattr(tracker_mod, "ACQUIRE_STARTS", starts)
+        s = Tracker(rig=rig, intrinsics=intr, config=cfg).track(frame)
+        best = min(single, key=lambda es: es[0])[1]
+        np.testing.assert_allclose(s.weights, best.weights, atol=1e-6)
+        if single[0][1].weights[arkit.INDEX["mouthClose"]] > 0.3:  # the closed start alone was trapped
+            trapped += 1
+            assert s.weights[arkit.INDEX["mouthClose"]] < 0.2, seed
+            assert abs(s.weights[arkit.INDEX["jawOpen"]] - 0.5) < 0.15, seed
+        if trapped >= 3:
+            break
+    assert trapped >= 3, "no noise draw traps the closed-jaw start: the test no longer tests anything"
 
 
 def test_weights_stay_in_bounds_and_state_is_well_formed(rig, actor):
