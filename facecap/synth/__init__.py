@@ -20,7 +20,9 @@ Pieces, each usable alone (one module each):
   ``FILE.truth.npz`` written beside a synthetic recording ``FILE.db3``.
 - :mod:`~facecap.synth.record` -- :func:`record_synthetic_take`, a take rendered into ``FILE.db3`` plus
   its sidecar (what ``facecap synth`` runs).
-- :mod:`~facecap.synth.preview` -- :func:`rig_preview`, a PIL contact sheet of a rig's 52 expressions.
+- :mod:`~facecap.synth.preview` -- :func:`rig_preview`, a PIL contact sheet of a rig's 52 expressions;
+- :mod:`~facecap.synth.identity` -- :func:`random_identity`, other people made from a rig (smooth random
+  shape changes of 5-8 mm and, optionally, another expression style).
 
 Conventions: rig space metres, y up, z out of the face; poses map rig -> OpenCV camera,
 ``x_cam = R @ x_rig + t``; pixel centres at integer coordinates. All randomness is seeded: the same
@@ -30,6 +32,7 @@ seed gives the same frames, bit for bit.
 from ..frames import Frame, GroundTruth, Intrinsics  # noqa: F401 -- the API's types, importable here too
 from .actor import SyntheticActor, make_performance, simulated_landmarks, synthetic_take
 from .camera import CAMERAS, CameraPreset, get_camera
+from .identity import random_identity
 from .noise import DepthNoise, apply_color_noise, apply_depth_noise
 from .performance import EXPRESSIONS, head_motion, procedural_performance
 from .preview import rig_preview
@@ -47,6 +50,7 @@ from .render import (
 from .truth import SyntheticTruth, load_truth, save_truth, truth_path
 
 __all__ = [
+    "random_identity",
     "CAMERAS",
     "EXPRESSIONS",
     "LIGHT",
