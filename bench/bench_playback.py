@@ -95,7 +95,9 @@ def raw_pipeline_fps(path: Path) -> tuple[float, int]:
 
 def open3d_fps(path: Path) -> tuple[float | None, str | None]:
     try:
-        import open3d as o3d
+        from facecap.camera_access import import_open3d
+
+        o3d = import_open3d()
     except ImportError as e:
         return None, f"open3d not importable: {e}"
     o3d.utility.set_verbosity_level(o3d.utility.VerbosityLevel.Error)  # its warnings go to stdout

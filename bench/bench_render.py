@@ -45,7 +45,9 @@ def _median_ms(fn, n: int) -> float:
 
 def _open3d_ms(cam_vertices: list[np.ndarray], triangles: np.ndarray, k, n: int) -> float | None:
     try:
-        import open3d as o3d
+        from facecap.camera_access import import_open3d
+
+        o3d = import_open3d()
     except ImportError:
         return None
     ys, xs = np.mgrid[0 : k.height, 0 : k.width].astype(np.float32)

@@ -170,7 +170,9 @@ def ict(rig, n, take_name="alexdjulin_S07-001", seed=0):
 
 def speed(rig, n, seed=0):
     """Per-frame fit time while tracking vs. Open3D point-to-plane ICP (rigid) on the same frames."""
-    import open3d as o3d
+    from facecap.camera_access import import_open3d
+
+    o3d = import_open3d()
 
     W = procedural_performance(n, fps=30, seed=seed)
     R, t = head_motion(n, fps=30, seed=seed, max_angle_deg=20, distance_m=0.6)

@@ -3,6 +3,7 @@
 - :func:`import_pyrealsense2` imports ``pyrealsense2``. On Linux its binary links ``libusb-1.0.so.0``; when
   the system has none, the library the ``libusb-package`` wheel ships is preloaded first (the system one wins
   whenever it is present), so ``pip install facecap`` is the whole set-up.
+- :func:`import_open3d` does the same for Open3D, whose wheel links libusb as well.
 - :func:`usb_cameras` lists the RealSense cameras the USB bus shows (Linux sysfs) and whether this user may
   open them, so ``facecap devices`` can tell "no camera" from "a camera without udev rules".
 """
@@ -33,7 +34,7 @@ UDEV_HELP = (
 )
 
 
-def _preload_libusb() -> str | None:
+def preload_libusb() -> str | None:
     """Load a ``libusb-1.0`` into the process's global namespace so ``pyrealsense2`` links against it.
 
     Returns "system", "wheel" or None (not Linux, or neither library could be loaded: the import will then
@@ -61,6 +62,26 @@ def _preload_libusb() -> str | None:
 
 
 @functools.cache
+def import_open3d():
+    """The ``open3d`` module; its Linux wheel links ``libusb-1.0.so.0`` too (for its RealSense reader), so the
+    same preload applies.
+
+    Raises
+    ------
+    ImportError
+        open3d is not installed (``pip install 'facecap[bench]'``) or cannot load.
+    """
+    preload_libusb()
+    try:
+        import open3d
+    except ImportError as e:
+        raise ImportError(
+            f"open3d failed to import ({e}). Install it with `pip install open3d libusb-package`."
+        ) from e
+    return open3d
+
+
+@functools.cache
 def import_pyrealsense2():
     """The ``pyrealsense2`` module, imported on first use (``import facecap`` works without a camera stack).
 
@@ -69,7 +90,7 @@ def import_pyrealsense2():
     ImportError
         pyrealsense2 or libusb is missing; the message says how to fix it.
     """
-    source = _preload_libusb()
+    source = preload_libusb()
     try:
         import pyrealsense2 as rs
     except ImportError as e:
@@ -132,4 +153,11 @@ def access_problem(cameras: list[dict]) -> str | None:
     return UDEV_HELP.format(paths=", ".join(blocked)) if blocked else None
 
 
-__all__ = ["UDEV_HELP", "access_problem", "import_pyrealsense2", "usb_cameras"]
+__all__ = [
+    "UDEV_HELP",
+    "access_problem",
+    "import_open3d",
+    "import_pyrealsense2",
+    "preload_libusb",
+    "usb_cameras",
+]

@@ -4,11 +4,17 @@ import os
 import subprocess
 import sys
 
-from facecap.camera_access import _preload_libusb, access_problem, import_pyrealsense2, usb_cameras
+from facecap.camera_access import (
+    access_problem,
+    import_open3d,
+    import_pyrealsense2,
+    preload_libusb,
+    usb_cameras,
+)
 
 
 def test_pyrealsense2_imports_with_system_or_wheel_libusb():
-    assert _preload_libusb() in ("system", "wheel")
+    assert preload_libusb() in ("system", "wheel")
     rs = import_pyrealsense2()
     assert hasattr(rs, "pipeline") and hasattr(rs, "software_device")
 
@@ -69,3 +75,8 @@ def test_devices_command_says_how_to_fix_access(monkeypatch, capsys):
     monkeypatch.setattr(camera_access, "usb_cameras", lambda *a, **k: [])
     assert cli.main(["devices"]) == 0
     assert "no RealSense camera connected" in capsys.readouterr().out
+
+
+def test_open3d_imports_with_the_same_libusb():
+    o3d = import_open3d()  # its Linux wheel links libusb-1.0.so.0 as well
+    assert hasattr(o3d, "geometry")
