@@ -56,17 +56,17 @@ def test_recovers_pose_and_weights_clean():
         assert pose.rotation_angle_deg(s.rotation, R) < 0.3
         assert np.linalg.norm(s.translation - t) < 0.0005
         assert mae < 0.01, k
-        # no shrinkage: the relaxed lasso refits the selected shapes without the L1 term (with the plain
-        # L1 prior mouthSmileLeft read 0.54 for 0.6 here; now 0.58-0.59)
+        # the L1 sparsity prior shrinks held shapes by up to ~0.06 even on clean frames (mouthSmileLeft
+        # reads 0.54 for 0.6 here; FitParams(relaxed=True) reads 0.58-0.59)
         for name, value in HELD.items():
-            assert abs(s.weights[arkit.INDEX[name]] - value) < 0.05, (k, name)
+            assert abs(s.weights[arkit.INDEX[name]] - value) < 0.1, (k, name)
 
 
 def test_recovers_pose_and_weights_over_noise_seeds():
     """D415 noise at 0.6 m, 20 noise draws of one held expression: asserted over the distribution.
 
     From a single start, acquisition fell into a mouthClose/jawOpen local minimum on 10 of these 20
-    draws (MAE 0.06-0.15); the start hypotheses keep the lowest-energy basin (0/20, max MAE 0.024 here).
+    draws (MAE 0.06-0.15); the start hypotheses keep the lowest-energy basin (0/20, max MAE 0.031 here).
     """
     rig = load_rig()
     R = pose.from_euler(0.25, -0.1, 0.05)
@@ -86,9 +86,9 @@ def test_recovers_pose_and_weights_over_noise_seeds():
     held = np.array(held)
     # the jaw decides the basin: every draw must find it
     assert np.count_nonzero(np.abs(held[:, 0] - HELD["jawOpen"]) < 0.1) >= 19, held[:, 0]
-    # the other held shapes are all seen, without the L1 prior's shrinkage (median gain 0.75-1.0 here)
+    # the other held shapes are all seen; the L1 prior still shrinks them (median gain 0.48-0.96 here)
     for k, (name, value) in enumerate(HELD.items()):
-        assert 0.6 * value < np.median(held[:, k]) < value + 0.1, (name, held[:, k])
+        assert 0.3 * value < np.median(held[:, k]) < value + 0.1, (name, held[:, k])
 
 
 def test_every_acquisition_start_tracks_and_the_lowest_energy_wins(monkeypatch):
@@ -279,3 +279,24 @@ def test_a_real_face_is_acquired_from_real_depth(rig):
     # a head thrown far back (beyond the tracker's +-30 deg range) must not crash; lost or tracked is fine
     extreme = tr.track(_truedepth_frame("iphone14_truedepth_face_chin_up"))
     assert extreme.weights.shape == (52,) and np.isfinite(extreme.weights).all()
+
+
+def test_relaxed_lasso_does_not_shrink_held_expressions():
+    """FitParams(relaxed=True): the L1 step selects, the selected shapes are refitted without it."""
+    from dataclasses import replace
+
+    from facecap.fit import FitParams
+
+    rig = load_rig()
+    R, t = pose.from_euler(0.25, -0.1, 0.05), np.array([0.01, -0.015, 0.62])
+    frame = SyntheticActor(rig, camera="d415", distance=0.6, seed=5, noise=False).render(
+        _weights(**HELD), R, t
+    )
+    out = {}
+    for relaxed in (False, True):
+        fit = replace(FitParams(), relaxed=relaxed, lambda_s=1.0)
+        s = _track_still(rig, frame, n=8, config=TrackerConfig(depth_noise_1m=0.0015, fit=fit))
+        out[relaxed] = np.array([s.weights[arkit.INDEX[n]] for n in HELD])
+    truth = np.array(list(HELD.values()))
+    assert np.abs(out[True] - truth).max() < 0.03  # unbiased on clean frames
+    assert np.abs(out[True] - truth).sum() < 0.5 * np.abs(out[False] - truth).sum()
