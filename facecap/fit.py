@@ -44,6 +44,9 @@ class FitParams:
         by the real takes the unshrunk estimates are noisier than they are less biased (weight MAE 0.064
         -> 0.072 on the analytic rig, 0.074 -> 0.090 on the ICT head tracked with itself).
     active_eps : a weight above this after the L1 step is active (selected).
+    prior_mean, prior_precision : (52,), (52, 52) the expression prior (:mod:`facecap.prior`), or None.
+    lambda_prior : weight of the prior term ``(w - mean)^T P (w - mean)`` when a prior is given (with it,
+        a lighter L1, ``lambda_s=0.25``, works best).
     lambda_0 : ridge on weight updates (damping) [1/weight^2].
     lambda_pose : Levenberg damping of pose updates [1/rad^2, 1/m^2 scaled by 0.1 m].
     lambda_lmk : weight of landmark rows; landmark residuals are divided by sigma_px.
@@ -62,6 +65,9 @@ class FitParams:
     lambda_s: float = 0.5
     relaxed: bool = False
     active_eps: float = 0.03
+    prior_mean: np.ndarray | None = None
+    prior_precision: np.ndarray | None = None
+    lambda_prior: float = 3.0
     lambda_0: float = 1e-3
     lambda_pose: float = 1e-2
     lambda_lmk: float = 1.0
@@ -416,6 +422,11 @@ def fit_frame(
             lt = params.lambda_t * info
             hd[6:] += lt
             g[6:] += lt * (w - w_prev)
+        if params.lambda_prior > 0 and params.prior_precision is not None:
+            # Gaussian prior on the weights learned from real performances (co-activation statistics)
+            P = params.lambda_prior * params.prior_precision
+            H[6:, 6:] += P
+            g[6:] += P @ (w - params.prior_mean)
         # L1 sparsity scaled per shape by how well the data sees it: a threshold of lambda_s noise
         # standard deviations of that weight, not a fixed amount (which would erase subtle shapes)
         l1 = params.lambda_s * np.sqrt(np.maximum(info, 1e-12))

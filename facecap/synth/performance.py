@@ -241,12 +241,16 @@ def head_motion(
     max_angle_deg: float = 20.0,
     max_translation_m: float = 0.02,
     distance_m: float = 0.6,
+    *,
+    max_pitch_deg: float | None = None,
+    max_roll_deg: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Smooth head poses around a frontal pose: yaw, pitch and roll within ``max_angle_deg`` and a
     translation within ``max_translation_m`` per axis of ``(0, 0, distance_m)`` (the rig origin).
 
     Each angle and translation axis is a sum of four sinusoids of 0.05-0.35 Hz (yaw uses the full
-    ``max_angle_deg``, pitch 0.75 and roll 0.5 of it), so the bounds hold strictly and motion is smooth.
+    ``max_angle_deg``, pitch ``max_pitch_deg`` (default 0.75 of it) and roll ``max_roll_deg`` (default
+    0.5 of it)), so the bounds hold strictly and motion is smooth.
 
     Returns
     -------
@@ -261,7 +265,9 @@ def head_motion(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     t = np.arange(n_frames) / fps
     a = np.radians(max_angle_deg)
-    yaw, pitch, roll = (_smooth_signal(t, rng, a * s) for s in (1.0, 0.75, 0.5))
+    pa = np.radians(max_pitch_deg) if max_pitch_deg is not None else 0.75 * a
+    ra = np.radians(max_roll_deg) if max_roll_deg is not None else 0.5 * a
+    yaw, pitch, roll = (_smooth_signal(t, rng, amp) for amp in (a, pa, ra))
     rot = np.array([from_euler(y, p, r) for y, p, r in zip(yaw, pitch, roll, strict=True)]).reshape(-1, 3, 3)
     trans = np.stack([_smooth_signal(t, rng, max_translation_m) for _ in range(3)], axis=1).reshape(-1, 3)
     trans[:, 2] += distance_m

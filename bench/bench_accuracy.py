@@ -1,0 +1,178 @@
+"""Accuracy on faces driven by real ARKit takes: built-in rig, analytic rig and MediaPipe on the same frames.
+
+    python bench/bench_accuracy.py [--frames N] [--identities K] [--quick] [--out FILE.json]
+
+Faces (rendered by facecap's synthetic actor with colour, D415 or D435 noise at 0.6 m, head motion within
++-20 deg yaw and +-10 deg pitch), each performing all 7 real Live Link takes of ../shared/data:
+
+- ``ict``: the ICT-FaceKit head (the built-in rig's own face),
+- ``identity<k>``: unseen people, :func:`facecap.synth.random_identity` of it (5-8 mm smooth shape changes).
+
+Trackers on the same frames: ``builtin`` (the built-in rig, depth only), ``analytic`` (the analytic rig
+``rigs/build_generic_rig.py`` builds, if present), ``mediapipe`` (MediaPipe Face Landmarker's own 52
+blendshape scores on the colour image). Scores: weight MAE over the 52 ARKit weights without eyeLook* and
+tongueOut (``mae50``), per-shape gain (least-squares slope of the estimate on the truth over the frames
+where the truth exceeds 0.3, pooled over the takes; shapes with fewer than 30 such frames are not
+reported) and, for facecap, head rotation error, fit and acquisition times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+
+from facecap import Tracker, TrackerConfig, arkit, metrics, pose  # noqa: E402
+from facecap.formats import load_rig  # noqa: E402
+from facecap.synth import SyntheticActor, head_motion, random_identity  # noqa: E402
+
+SCORED = [arkit.INDEX[k] for k in metrics.DEPTH_VISIBLE]
+ANALYTIC = ROOT / "facecap" / "data" / "generic_rig.npz"
+
+
+def takes(n: int, fps: float = 30.0) -> list[tuple[str, np.ndarray]]:
+    """(name, (n, 52) weights) of each real take, resampled to ``fps`` from its first tracked row."""
+    from facecap.livelink import read_csv
+
+    d = SHARED / "arkit_blendshape_takes"
+    if not d.is_dir():
+        raise SystemExit(f"shared data missing: {d}")
+    out = []
+    for p in sorted(d.glob("*.csv")):
+        take = read_csv(p)
+        held = take.held()
+        ts = take.timestamps - take.timestamps[np.flatnonzero(take.tracked)[0]]
+        idx = np.clip(np.searchsorted(ts, np.arange(n) / fps), 0, take.n_frames - 1)
+        out.append((p.stem.replace("livelinkface_", ""), np.clip(np.nan_to_num(held.weights[idx]), 0, 1)))
+    return out
+
+
+def render(face, W, seed, camera):
+    R, t = head_motion(len(W), fps=30, seed=seed, max_angle_deg=20, max_pitch_deg=10, distance_m=0.6)
+    actor = SyntheticActor(face, camera=camera, distance=0.6, seed=seed)
+    return [f for f, _ in actor.frames(W, R, t, fps=30)], R
+
+
+def track(rig, frames, camera):
+    tr = Tracker(rig=rig, intrinsics=frames[0].depth_intrinsics, config=TrackerConfig.for_camera(camera))
+    states, ms, acq = [], [], []
+    for f in frames:
+        was = tr.tracked
+        states.append(tr.track(f))
+        (ms if was else acq).append(tr.last_fit_ms)
+    return states, ms, acq
+
+
+def mediapipe(frames):
+    from facecap.landmarks import FaceLandmarker
+
+    out = np.full((len(frames), 52), np.nan)
+    with FaceLandmarker(SHARED / "mediapipe_face_landmarker" / "face_landmarker.task") as lm:
+        for i, f in enumerate(frames):
+            det = lm.detect(f.color, f.timestamp)
+            if det is not None:
+                out[i] = det.blendshapes
+    return out
+
+
+def gains(est: np.ndarray, truth: np.ndarray, min_frames: int = 30) -> dict[str, float]:
+    """Least-squares slope through the origin of est on truth, over frames with truth > 0.3, per shape."""
+    out = {}
+    for k in SCORED:
+        m = (truth[:, k] > 0.3) & np.isfinite(est[:, k])
+        if m.sum() >= min_frames:
+            out[arkit.ARKIT_NAMES[k]] = round(float(est[m, k] @ truth[m, k] / (truth[m, k] @ truth[m, k])), 3)
+    return out
+
+
+def summarise(est, truth, ok):
+    e = np.abs(est[ok][:, SCORED] - truth[ok][:, SCORED])
+    g = gains(np.where(ok[:, None], est, np.nan), truth)
+    return {
+        "mae50": round(float(e.mean()), 4),
+        "frames_scored": int(ok.sum()),
+        "gains_below_0.85": {k: v for k, v in g.items() if v < 0.85},
+        "gain_min": min(g.values()) if g else None,
+    }
+
+
+def run_face(name, face, rigs, camera, n, seed, with_mp):
+    truth, est = [], {k: [] for k in rigs} | ({"mediapipe": []} if with_mp else {})
+    ok = {k: [] for k in est}
+    rot, fit_ms, acq_ms = {k: [] for k in rigs}, {k: [] for k in rigs}, {k: [] for k in rigs}
+    for ti, (take, W) in enumerate(takes(n)):
+        frames, R = render(face, W, seed + ti, camera)
+        truth.append(W)
+        for k, rig in rigs.items():
+            states, ms, acq = track(rig, frames, camera)
+            est[k].append(np.array([s.weights for s in states]))
+            ok[k].append(np.array([s.tracked for s in states]))
+            rot[k] += [
+                pose.rotation_angle_deg(s.rotation, r) for s, r in zip(states, R, strict=True) if s.tracked
+            ]
+            fit_ms[k] += ms
+            acq_ms[k] += acq
+        if with_mp:
+            m = mediapipe(frames)
+            est["mediapipe"].append(m)
+            ok["mediapipe"].append(np.isfinite(m).all(1))
+        print(f"  [{name} {camera} {take} done]", file=sys.stderr, flush=True)
+    truth = np.concatenate(truth)
+    res = {}
+    for k in est:
+        E, O = np.concatenate(est[k]), np.concatenate(ok[k])
+        res[k] = summarise(E, truth, O) | {"tracked_fraction": round(float(O.mean()), 4)}
+        if k in rigs:
+            res[k] |= {
+                "rot_err_deg_median": round(float(np.median(rot[k])), 3) if rot[k] else None,
+                "fit_ms_median": round(float(np.median(fit_ms[k])), 3) if fit_ms[k] else None,
+                "acquire_ms_median": round(float(np.median(acq_ms[k])), 2) if acq_ms[k] else None,
+            }
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=150, help="frames per take (default 150, 5 s at 30 fps)")
+    ap.add_argument("--identities", type=int, default=3, help="unseen identities (default 3)")
+    ap.add_argument("--quick", action="store_true", help="30 frames per take, one identity (smoke test)")
+    ap.add_argument("--no-mediapipe", action="store_true")
+    ap.add_argument("--out", help="also write the JSON here")
+    args = ap.parse_args(argv)
+    n, k_id = (30, 1) if args.quick else (args.frames, args.identities)
+    builtin = load_rig()
+    rigs = {"builtin": builtin}
+    if ANALYTIC.is_file() and builtin.name != load_rig(ANALYTIC).name:
+        rigs["analytic"] = load_rig(ANALYTIC)
+    t0 = time.perf_counter()
+    res = {"bench": "accuracy", "frames_per_take": n, "takes": 7, "rig": builtin.name, "faces": {}}
+    res["faces"]["ict_d415"] = run_face(
+        "ict", builtin, {"builtin": builtin}, "d415", n, 0, not args.no_mediapipe
+    )
+    res["faces"]["ict_d435"] = run_face("ict", builtin, {"builtin": builtin}, "d435", n, 0, False)
+    for i in range(1, k_id + 1):
+        face = random_identity(builtin, seed=i)
+        res["faces"][f"identity{i}_d415"] = run_face(f"identity{i}", face, rigs, "d415", n, 100 * i,
+                                                     not args.no_mediapipe)  # fmt: skip
+    ids = [v for k, v in res["faces"].items() if k.startswith("identity")]
+    res["identities_mean_mae50"] = {
+        k: round(float(np.mean([v[k]["mae50"] for v in ids])), 4) for k in (ids[0] if ids else {})
+    }
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
