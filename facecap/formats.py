@@ -21,13 +21,21 @@ from pathlib import Path
 from . import facekit, gltf
 from .rig import DEFAULT_RIG_PATH, Rig
 
+BUILTIN_RIGS = {
+    "generic": DEFAULT_RIG_PATH,
+    "ict": DEFAULT_RIG_PATH.with_name("ict_rig.npz"),
+}
+"""Rigs that ship with facecap, by name: the analytic generic rig (``rigs/build_generic_rig.py``) and the
+ICT-FaceKit rig (``rigs/build_ict_rig.py``, derived from the MIT ICT Face Model; licence beside it)."""
+
 LOADERS = {".npz": Rig.load, **gltf.RIG_LOADERS, **facekit.RIG_LOADERS}
 SAVERS = {".npz": Rig.save, **gltf.RIG_SAVERS}
 
 
 def load_rig(path: str | Path | None = None) -> Rig:
-    """Load a rig: the built-in tracking rig by default, else a ``.npz``, ``.glb``/``.gltf`` file or an
-    ICT-FaceKit folder (see the module table).
+    """Load a rig: the built-in tracking rig by default, a built-in rig by name (:data:`BUILTIN_RIGS`:
+    ``"generic"``, ``"ict"``), else a ``.npz``, ``.glb``/``.gltf`` file or an ICT-FaceKit folder (see the
+    module table).
 
     Raises
     ------
@@ -43,6 +51,8 @@ def load_rig(path: str | Path | None = None) -> Rig:
                 "`python rigs/build_generic_rig.py`"
             )
         return Rig.load(DEFAULT_RIG_PATH)
+    if isinstance(path, str) and path in BUILTIN_RIGS:
+        return Rig.load(BUILTIN_RIGS[path])
     p = Path(path)
     if p.is_dir():
         return LOADERS["folder"](p)
@@ -60,4 +70,4 @@ def save_rig(rig: Rig, path: str | Path) -> Path:
     return saver(rig, p)
 
 
-__all__ = ["LOADERS", "SAVERS", "load_rig", "save_rig"]
+__all__ = ["BUILTIN_RIGS", "LOADERS", "SAVERS", "load_rig", "save_rig"]

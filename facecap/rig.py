@@ -275,8 +275,16 @@ class Rig:
         return int(hits[0])
 
     # ------------------------------------------------------------------ I/O
-    def save(self, path: str | Path) -> Path:
-        """Write a compressed ``.npz`` (no pickle) that :meth:`load` reads back exactly."""
+    def save(self, path: str | Path, *, reproducible: bool = False) -> Path:
+        """Write a compressed ``.npz`` (no pickle) that :meth:`load` reads back exactly.
+
+        Parameters
+        ----------
+        path : str or Path
+        reproducible : bool
+            Give every zip member a fixed timestamp (1980-01-01), so that equal rigs give identical
+            bytes (``np.savez_compressed`` stamps the current time); for generated package data.
+        """
         path = Path(path)
         arrays = {
             "neutral": self.neutral,
@@ -293,10 +301,13 @@ class Rig:
             arrays[f"mask_{k}"] = m
         if self.colors is not None:
             arrays["colors"] = self.colors
-        from ._io import atomic_path
+        from ._io import atomic_path, savez_reproducible
 
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            if reproducible:
+                savez_reproducible(f, arrays)
+            else:
+                np.savez_compressed(f, **arrays)
         return path
 
     @classmethod

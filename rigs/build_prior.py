@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         print(f"{args.out} matches a fresh build ({prior.meta['frames']} frames of {n_takes} takes)")
         return 0
     prior.save(args.out)
-    print(f"wrote {args.out}: prior of {prior.meta['frames']} frames from {len(prior.meta['takes'])}")
+    print(f"wrote {args.out}: prior of {prior.meta['frames']} frames from {len(prior.meta['takes'])} takes")
     return 0
 
 
