@@ -1,4 +1,4 @@
-"""Atomic file writes (a temporary file beside the target, renamed over it on success); reproducible .npz."""
+"""Atomic file writes: write a temporary file beside the target, rename it over the target on success."""
 
 from __future__ import annotations
 
@@ -27,19 +27,3 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def savez_reproducible(f, arrays: dict) -> None:
-    """``np.savez_compressed(f, **arrays)`` with every member stamped 1980-01-01 00:00, so the same arrays
-    give the same bytes (numpy stamps the current time); ``np.load`` reads it like any ``.npz``."""
-    import zipfile
-
-    import numpy as np
-
-    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for k, a in arrays.items():
-            info = zipfile.ZipInfo(f"{k}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o600 << 16
-            with zf.open(info, "w", force_zip64=True) as out:
-                np.lib.format.write_array(out, np.asanyarray(a), allow_pickle=False)

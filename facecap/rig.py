@@ -275,16 +275,9 @@ class Rig:
         return int(hits[0])
 
     # ------------------------------------------------------------------ I/O
-    def save(self, path: str | Path, *, reproducible: bool = False) -> Path:
-        """Write a compressed ``.npz`` (no pickle) that :meth:`load` reads back exactly.
-
-        Parameters
-        ----------
-        path : str or Path
-        reproducible : bool
-            Give every zip member a fixed timestamp (1980-01-01), so that equal rigs give identical
-            bytes (``np.savez_compressed`` stamps the current time); for generated package data.
-        """
+    def save(self, path: str | Path) -> Path:
+        """Write a compressed ``.npz`` (no pickle) that :meth:`load` reads back exactly; equal rigs give
+        identical bytes (numpy stamps every member 1980-01-01)."""
         path = Path(path)
         arrays = {
             "neutral": self.neutral,
@@ -301,13 +294,10 @@ class Rig:
             arrays[f"mask_{k}"] = m
         if self.colors is not None:
             arrays["colors"] = self.colors
-        from ._io import atomic_path, savez_reproducible
+        from ._io import atomic_path
 
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            if reproducible:
-                savez_reproducible(f, arrays)
-            else:
-                np.savez_compressed(f, **arrays)
+            np.savez_compressed(f, **arrays)
         return path
 
     @classmethod

@@ -1663,7 +1663,7 @@ def main(argv=None) -> int:
         print(f"{args.out} matches a fresh build ({rig.n_vertices} vertices, built in {dt:.1f} s)")
         return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    rig.save(args.out, reproducible=True)
+    rig.save(args.out)
     size = args.out.stat().st_size
     print(f"wrote {args.out}: {rig.n_vertices} vertices, {len(rig.triangles)} triangles, "
           f"{len(rig.landmark_ids)} landmarks, {size / 1e6:.2f} MB, built in {dt:.1f} s")  # fmt: skip

@@ -1323,7 +1323,7 @@ def main(argv=None) -> int:
         print(f"{args.out} matches a fresh build ({rig.n_vertices} vertices, built in {dt:.1f} s)")
         return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    rig.save(args.out, reproducible=True)
+    rig.save(args.out)
     lic_out.write_bytes(licence)
     size = args.out.stat().st_size
     print(f"wrote {args.out} and {lic_out.name}: {rig.n_vertices} vertices, {len(rig.triangles)} triangles, "
