@@ -145,10 +145,11 @@ def main(argv=None) -> int:
     ap.add_argument("--identities", type=int, default=3, help="unseen identities (default 3)")
     ap.add_argument("--quick", action="store_true", help="30 frames per take, one identity (smoke test)")
     ap.add_argument("--no-mediapipe", action="store_true")
+    ap.add_argument("--rig", help="tracking rig: a built-in name or a file (default: the built-in rig)")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args(argv)
     n, k_id = (30, 1) if args.quick else (args.frames, args.identities)
-    builtin = load_rig()
+    builtin = load_rig(args.rig)
     rigs = {"builtin": builtin}
     if ANALYTIC.is_file() and builtin.name != load_rig(ANALYTIC).name:
         rigs["analytic"] = load_rig(ANALYTIC)
