@@ -300,3 +300,24 @@ def test_relaxed_lasso_does_not_shrink_held_expressions():
     truth = np.array(list(HELD.values()))
     assert np.abs(out[True] - truth).max() < 0.03  # unbiased on clean frames
     assert np.abs(out[True] - truth).sum() < 0.5 * np.abs(out[False] - truth).sum()
+
+
+def test_a_step_in_expression_is_followed_within_a_few_frames():
+    """A held 0.6 step in one shape reaches 90 % of its tracked value within 4 frames (over shapes and
+    noise draws; 8 with a fixed 3 iterations per frame), with no overshoot past the truth + 0.15."""
+    rig = load_rig()
+    lags = []
+    for name in ("jawOpen", "mouthSmileLeft", "eyeBlinkLeft", "browInnerUp"):
+        for seed in range(2):
+            actor = SyntheticActor(rig, camera="d415", seed=seed)
+            R, t = actor.frontal_pose
+            tr = Tracker(rig=rig, intrinsics=actor.intrinsics, config=TrackerConfig.for_camera("d415"))
+            vals = []
+            for i in range(24):
+                s = tr.track(actor.render(_weights(**{name: 0.6 if i >= 8 else 0.0}), R, t))
+                vals.append(s.weights[arkit.INDEX[name]])
+            vals = np.array(vals)
+            final = np.median(vals[16:])
+            assert final > 0.3 and vals.max() < 0.75, (name, seed, np.round(vals, 2))
+            lags.append(next(i for i in range(8, 24) if vals[i] >= 0.9 * final) - 8)
+    assert np.median(lags) <= 2 and max(lags) <= 5, lags
