@@ -36,7 +36,7 @@ def builder():
 
 @pytest.fixture(scope="module")
 def rig() -> Rig:
-    return load_rig()
+    return load_rig("generic")
 
 
 @pytest.fixture(scope="module")

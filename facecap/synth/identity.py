@@ -81,7 +81,7 @@ def random_identity(
         warped = []
         for k, d in enumerate(deltas):
             peak = np.linalg.norm(d, axis=1)
-            w = smooth_field(v, rng, n_bumps=4) * (0.15 * peak.max()) * (peak > 0)[:, None]
+            w = smooth_field(v, rng, n_bumps=4) * (0.15 * peak.max()) * (np.abs(d).max(1) > 0)[:, None]
             warped.append(gains[k] * d + w * (peak / max(peak.max(), 1e-12))[:, None])
         deltas = np.array(warped)
     meta = {**rig.meta, "identity": {"base": rig.name, "seed": int(seed), "amplitude_m": round(amp, 6),
