@@ -390,4 +390,46 @@ def mirror_map(vertices: np.ndarray, tol: float = 1e-3) -> np.ndarray:
     return idx.astype(np.int32)
 
 
+def compare_rigs(a: Rig, b: Rig, atol: float = 1e-7) -> list[str]:
+    """Differences between two rigs (empty when equal): float arrays within ``atol``, the rest exactly.
+
+    Parameters
+    ----------
+    a, b : Rig
+    atol : float
+        Tolerance of the float arrays (``neutral``, ``deltas`` in metres, ``landmark_bary``).
+
+    Returns
+    -------
+    list of str
+        One message per differing field; triangles, landmark ids and triangles, mirror, colors, masks,
+        name and meta are compared exactly.
+
+    Notes
+    -----
+    On any CPU the discrete outputs are identical (no decision rests on a tie, `_require_margin`). The
+    float arrays are float32 roundings of float64 values that other BLAS kernels or SIMD transcendental
+    functions move by ~1e-12 mm, so at most their last float32 bit can differ (< 1e-7 in metres and in
+    barycentric weights); ``atol = 1e-7`` leaves room for that bit.
+    """
+    diffs = []
+    for k in ("neutral", "deltas", "landmark_bary"):
+        x, y = getattr(a, k), getattr(b, k)
+        if x.shape != y.shape:
+            diffs.append(f"{k}: shape {x.shape} != {y.shape}")
+        elif not np.allclose(x, y, rtol=0, atol=atol):
+            diffs.append(f"{k}: max difference {float(np.abs(x - y).max()):.3g}")
+    for k in ("triangles", "landmark_ids", "landmark_tris", "mirror", "colors"):
+        x, y = getattr(a, k), getattr(b, k)
+        if x is None or y is None or x.shape != y.shape or not np.array_equal(x, y):
+            diffs.append(f"{k}: differs")
+    if set(a.masks) != set(b.masks):
+        diffs.append(f"masks: {sorted(a.masks)} != {sorted(b.masks)}")
+    else:
+        diffs += [f"mask {k}: differs" for k in a.masks if not np.array_equal(a.masks[k], b.masks[k])]
+    if a.name != b.name or a.meta != b.meta:
+        diffs.append("name/meta: differ")
+    return diffs
+
+
 DEFAULT_RIG_PATH = Path(__file__).with_name("data") / "generic_rig.npz"

@@ -45,9 +45,19 @@ from scipy.spatial import Delaunay
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # buildcheck, beside this script
+
+from buildcheck import require_margin  # noqa: E402
 
 from facecap import arkit  # noqa: E402
-from facecap.rig import DEFAULT_RIG_PATH, MEDIAPIPE_LANDMARKS, Rig, mirror_map, vertex_normals  # noqa: E402
+from facecap.rig import (  # noqa: E402
+    DEFAULT_RIG_PATH,
+    MEDIAPIPE_LANDMARKS,
+    Rig,
+    compare_rigs,
+    mirror_map,
+    vertex_normals,
+)
 
 BUILDER_VERSION = 1
 RIG_NAME = "facecap-generic"
@@ -148,35 +158,8 @@ LID_TOL = 1e-7  # rad (and in tau): lid margin vertices count as above/below the
 
 
 def _require_margin(what, value, threshold=0.0, margin=TIE_MARGIN, exact_ok=False):
-    """Raise unless every decided value keeps a margin from the threshold it is compared with.
-
-    Parameters
-    ----------
-    what : str
-        The decision, for the error message.
-    value : array_like of float
-        Values the caller compares with ``threshold``; non-finite values are ignored.
-    threshold : float or array_like of float
-        The threshold (broadcast against ``value``).
-    margin : float
-        Smallest allowed ``|value - threshold|``, in the values' unit.
-    exact_ok : bool
-        Allow values exactly equal to the threshold: points constructed on it with correctly rounded
-        arithmetic only (``+ - * / sqrt``, no transcendental function), which every IEEE-754 CPU computes
-        identically.
-
-    Raises
-    ------
-    RuntimeError
-        If a value lies closer than ``margin`` to the threshold: the result would depend on the CPU.
-    """
-    gap = np.abs(np.asarray(value, float) - threshold)
-    gap = gap[np.isfinite(gap) & ~((gap == 0) & exact_ok)]
-    if gap.size and gap.min() < margin:
-        raise RuntimeError(
-            f"{what}: a value lies {gap.min():.3g} from its threshold (margin {margin:g}), so the build "
-            "would depend on the CPU's rounding; move a design constant slightly"
-        )
+    """:func:`buildcheck.require_margin` with this builder's margin."""
+    require_margin(what, value, threshold, margin, exact_ok)
 
 
 def _argbest(values, what, largest=True, margin=TIE_MARGIN):
@@ -1578,50 +1561,6 @@ def build_generic_rig() -> Rig:
         landmark_bary=bary.astype(np.float32), masks=masks, mirror=mirror, colors=_colors(g),
         name=RIG_NAME, meta=meta,
     )  # fmt: skip
-
-
-def compare_rigs(a: Rig, b: Rig, atol: float = 1e-7) -> list[str]:
-    """Differences between two rigs (empty when equal).
-
-    Parameters
-    ----------
-    a, b : Rig
-        The rigs.
-    atol : float
-        Tolerance of the float arrays (``neutral``, ``deltas`` in metres, ``landmark_bary``).
-
-    Returns
-    -------
-    list of str
-        One message per differing field; triangles, landmark ids and triangles, mirror, colors, masks,
-        name and meta are compared exactly.
-
-    Notes
-    -----
-    What the builder guarantees on any CPU: every discrete output (triangles, landmarks, masks, colors) is
-    identical, because no decision rests on a floating-point tie (`_require_margin`); the float arrays are
-    float32 roundings of float64 values that move by ~1e-12 mm at most, so at most their last float32 bit
-    (< 1e-7) can differ. In practice rebuilds under other SIMD and BLAS kernels and with 1-ulp noise on the
-    transcendental functions give byte-identical files; ``atol = 1e-7`` leaves room for that bit.
-    """
-    diffs = []
-    for k in ("neutral", "deltas", "landmark_bary"):
-        x, y = getattr(a, k), getattr(b, k)
-        if x.shape != y.shape:
-            diffs.append(f"{k}: shape {x.shape} != {y.shape}")
-        elif not np.allclose(x, y, rtol=0, atol=atol):
-            diffs.append(f"{k}: max difference {float(np.abs(x - y).max()):.3g}")
-    for k in ("triangles", "landmark_ids", "landmark_tris", "mirror", "colors"):
-        x, y = getattr(a, k), getattr(b, k)
-        if x is None or y is None or x.shape != y.shape or not np.array_equal(x, y):
-            diffs.append(f"{k}: differs")
-    if set(a.masks) != set(b.masks):
-        diffs.append(f"masks: {sorted(a.masks)} != {sorted(b.masks)}")
-    else:
-        diffs += [f"mask {k}: differs" for k in a.masks if not np.array_equal(a.masks[k], b.masks[k])]
-    if a.name != b.name or a.meta != b.meta:
-        diffs.append("name/meta: differ")
-    return diffs
 
 
 def main(argv=None) -> int:

@@ -64,6 +64,9 @@ from scipy.spatial import cKDTree
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # buildcheck, beside this script
+
+from buildcheck import require_margin  # noqa: E402
 
 from facecap import arkit  # noqa: E402
 from facecap.facekit import (  # noqa: E402
@@ -75,7 +78,7 @@ from facecap.facekit import (  # noqa: E402
     load_ict_facekit,
     read_obj,
 )
-from facecap.rig import MEDIAPIPE_LANDMARKS, Rig, vertex_normals  # noqa: E402
+from facecap.rig import MEDIAPIPE_LANDMARKS, Rig, compare_rigs, vertex_normals  # noqa: E402
 
 BUILDER_VERSION = 1
 RIG_NAME = "facecap-ict"
@@ -176,31 +179,8 @@ DIST_TIE = 1e-9  # mm: two closest-point candidates this close in distance must 
 
 
 def _require_margin(what, value, threshold=0.0, margin=TIE_MARGIN, exact_ok=False):
-    """Raise unless every decided value keeps a margin from the threshold it is compared with.
-
-    Parameters
-    ----------
-    what : str
-        The decision, for the error message.
-    value : array_like of float
-        Values the caller compares with ``threshold``; non-finite values are ignored.
-    threshold : float or array_like of float
-        The threshold (broadcast against ``value``).
-    margin : float
-        Smallest allowed ``|value - threshold|``, in the values' unit.
-    exact_ok : bool
-        Allow values exactly equal to the threshold (computed exactly, e.g. from the input files).
-    """
-    v = np.asarray(value, float)
-    d = np.abs(v - np.asarray(threshold, float))
-    bad = np.isfinite(d) & (d < margin)
-    if exact_ok:
-        bad &= d != 0
-    if bad.any():
-        raise RuntimeError(
-            f"{what}: {int(bad.sum())} value(s) within {margin:g} of the threshold (closest "
-            f"{float(d[bad].min()):.3g}); the result would depend on floating-point rounding"
-        )
+    """:func:`buildcheck.require_margin` with this builder's margin."""
+    require_margin(what, value, threshold, margin, exact_ok)
 
 
 def _round(x, ndigits, what):
@@ -1233,46 +1213,6 @@ def _colors(V, part, face, fitting, masks, lm, eyes, tongue, sclera_sel, ict_lm)
 
 
 # ---------------------------------------------------------------------------------------------- compare, CLI
-def compare_rigs(a: Rig, b: Rig, atol: float = 1e-7) -> list[str]:
-    """Differences between two rigs (empty when equal).
-
-    Parameters
-    ----------
-    a, b : Rig
-    atol : float
-        Tolerance of the float arrays (``neutral``, ``deltas`` in metres, ``landmark_bary``).
-
-    Returns
-    -------
-    list of str
-        One message per differing field; triangles, landmark ids and triangles, mirror, colors, masks,
-        name and meta are compared exactly.
-
-    Notes
-    -----
-    On any CPU the discrete outputs are identical (no decision rests on a tie, `_require_margin`). The
-    float arrays are float32 roundings of float64 values that other BLAS kernels or SIMD transcendental
-    functions move by ~1e-12 mm, so at most their last float32 bit can differ (< 1e-7 in metres and in
-    barycentric weights); ``atol = 1e-7`` leaves room for that bit.
-    """
-    diffs = []
-    for k in ("neutral", "deltas", "landmark_bary"):
-        x, y = getattr(a, k), getattr(b, k)
-        if x.shape != y.shape:
-            diffs.append(f"{k}: shape {x.shape} != {y.shape}")
-        elif not np.allclose(x, y, rtol=0, atol=atol):
-            diffs.append(f"{k}: max difference {float(np.abs(x - y).max()):.3g}")
-    for k in ("triangles", "landmark_ids", "landmark_tris", "mirror", "colors"):
-        x, y = getattr(a, k), getattr(b, k)
-        if x is None or y is None or x.shape != y.shape or not np.array_equal(x, y):
-            diffs.append(f"{k}: differs")
-    if set(a.masks) != set(b.masks):
-        diffs.append(f"masks: {sorted(a.masks)} != {sorted(b.masks)}")
-    else:
-        diffs += [f"mask {k}: differs" for k in a.masks if not np.array_equal(a.masks[k], b.masks[k])]
-    if a.name != b.name or a.meta != b.meta:
-        diffs.append("name/meta: differ")
-    return diffs
 
 
 def main(argv=None) -> int:
