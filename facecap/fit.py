@@ -462,11 +462,7 @@ def fit_frame(
         if params.solve_weights:
             w = np.clip(w + delta[6:], 0.0, 1.0)  # exact bounds already; clip removes round-off only
         step_w = float(np.abs(delta[6:]).max())
-        converged = (
-            step_w < 0.005
-            and np.abs(delta[:3]).max() < 2e-4
-            and np.abs(delta[3:6]).max() < 1e-4
-        )
+        converged = step_w < 0.005 and np.abs(delta[:3]).max() < 2e-4 and np.abs(delta[3:6]).max() < 1e-4
         if converged and it >= 1:
             break
     rp = buf.raw[:m]

@@ -40,3 +40,31 @@ def test_sink_and_playback_benchmarks_report_json():
     assert sinks["results"]["livelink"]["send_failures"] == 0
     play = _bench("bench_playback.py", "--frames", "60", "--runs", "1")
     assert play["frames"] == 60 and play["fps_median"] > 0
+
+
+def test_accuracy_benchmark_on_real_takes_runs_and_the_ict_rig_beats_the_analytic_one():
+    res = _bench("bench_accuracy.py", "--quick", "--no-mediapipe", "--rig", "ict", timeout=1200)
+    ident = res["faces"]["identity1_d415"]
+    assert ident["builtin"]["tracked_fraction"] > 0.95 and ident["analytic"]["tracked_fraction"] > 0.95
+    assert ident["builtin"]["mae50"] < ident["analytic"]["mae50"]  # 3x on the full run
+    assert res["faces"]["ict_d415"]["builtin"]["mae50"] < 0.12
+
+
+def test_acquisition_benchmark_has_no_coin_flips():
+    acq = _bench("bench_tracker.py", "--only", "acquisition")["acquisition"]["three_starts"]
+    assert acq["failures_mae_over_0.04"] <= 1 and acq["mae_median"] < 0.03
+
+
+def test_truedepth_bench_acquires_the_frontal_photo(tmp_path):
+    from conftest import shared_path
+
+    shared_path("truedepth_rgbd", "iphone14_truedepth_face_frontal_meta.json")
+    res = _bench(
+        "bench_truedepth.py", "--photos", "iphone14_truedepth_face_frontal", "--out-dir", str(tmp_path)
+    )
+    for rig in ("generic", "ict"):
+        r = res["iphone14_truedepth_face_frontal"][rig]
+        assert r["tracked"] and r["rms_mm"] < 4.0 and r["mask_ray_residual"]["median_mm"] < 6.0
+        yaw, pitch, roll = r["yaw_pitch_roll_deg"]
+        assert abs(yaw) < 10 and abs(pitch) < 15 and abs(roll) < 10
+        assert (tmp_path / f"iphone14_truedepth_face_frontal__{rig}.png").is_file()
