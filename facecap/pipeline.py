@@ -361,11 +361,13 @@ def run(
         for item in frames:
             if max_frames is not None and n >= max_frames:
                 break
+            if not isinstance(item, Frame | FaceState):
+                raise TypeError(f"item {n} is a {type(item).__name__}, expected facecap.Frame or FaceState")
             if realtime:
                 pacer.wait(float(item.timestamp))
             if isinstance(item, FaceState):
                 state = item
-            elif isinstance(item, Frame):
+            else:
                 if tracker is None:
                     from .tracker import Tracker
 
@@ -379,8 +381,6 @@ def run(
                     n_lm += lm is not None
                 state = tracker.track(item, landmarks=lm)
                 fit_ms.append(float(tracker.last_fit_ms))
-            else:
-                raise TypeError(f"item {n} is a {type(item).__name__}, expected facecap.Frame or FaceState")
             if outputs is not None:
                 outputs.send(state)
             n += 1
