@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
-from ._kernels import vertex_normals
+from ._kernels import box_qp, icp_rows, vertex_normals
 from .arkit import NUM_SHAPES
 
 NP = 6 + NUM_SHAPES  # rotation (3), translation (3), weights (52)
@@ -82,163 +81,6 @@ class FitParams:
 
 
 # ----------------------------------------------------------------------------------------- kernels
-@nb.njit(cache=True, fastmath=True)
-def _icp_rows(
-    xr,
-    nr,
-    sample,
-    R,
-    t,
-    depth,
-    fx,
-    fy,
-    cx,
-    cy,
-    BT,
-    max_dist,
-    cos_max,
-    edge_tol,
-    p2p_share,
-    inv_sigma,
-    huber,
-    J,
-    r,
-    raw,
-):  # pragma: no cover - compiled
-    """Projective association and robustly weighted Jacobian rows.
-
-    xr, nr : (N, 3) rig-space vertices and unit normals of the current mask.
-    sample : (S,) mask-vertex indices that generate rows.
-    BT : (N, 3, K) expression deltas of the mask vertices (vertex-major for locality).
-    For each sampled vertex: project into the depth image, back-project the depth found there, and
-    write the point-to-plane row (and for every 4th vertex a point-to-point row along the viewing
-    ray), divided by sigma and Huber-weighted, into J (M, 6 + K) and r (M,); ``raw`` gets the
-    unweighted signed residual in metres (NaN for point-to-point rows). Returns the number of rows.
-    Rejects: behind the camera, outside the image, no depth, a depth jump > edge_tol to a 4-neighbour
-    (or a hole there), normal facing away, distance > max_dist.
-    """
-    h, w = depth.shape
-    K = BT.shape[2]
-    m = 0
-    for s_i in range(sample.shape[0]):
-        i = sample[s_i]
-        ax = R[0, 0] * xr[i, 0] + R[0, 1] * xr[i, 1] + R[0, 2] * xr[i, 2]
-        ay = R[1, 0] * xr[i, 0] + R[1, 1] * xr[i, 1] + R[1, 2] * xr[i, 2]
-        az = R[2, 0] * xr[i, 0] + R[2, 1] * xr[i, 1] + R[2, 2] * xr[i, 2]
-        x = ax + t[0]
-        y = ay + t[1]
-        z = az + t[2]
-        if z <= 0.05:
-            continue
-        nx = R[0, 0] * nr[i, 0] + R[0, 1] * nr[i, 1] + R[0, 2] * nr[i, 2]
-        ny = R[1, 0] * nr[i, 0] + R[1, 1] * nr[i, 1] + R[1, 2] * nr[i, 2]
-        nz = R[2, 0] * nr[i, 0] + R[2, 1] * nr[i, 1] + R[2, 2] * nr[i, 2]
-        inv = 1.0 / np.sqrt(x * x + y * y + z * z)
-        dx, dy, dz = x * inv, y * inv, z * inv  # viewing ray
-        if -(nx * dx + ny * dy + nz * dz) < cos_max:
-            continue
-        u = int(fx * x / z + cx + 0.5)
-        v = int(fy * y / z + cy + 0.5)
-        if u < 0 or v < 0 or u >= w or v >= h:
-            continue
-        d = depth[v, u]
-        if d <= 0.0:
-            continue
-        # a depth edge (silhouette, lid over eyeball, lips) or a hole next to the pixel: ambiguous
-        if u == 0 or v == 0 or u == w - 1 or v == h - 1:
-            continue
-        edge = False
-        for nb_ in (depth[v, u - 1], depth[v, u + 1], depth[v - 1, u], depth[v + 1, u]):
-            if abs(nb_ - d) > edge_tol:
-                edge = True
-        if edge:
-            continue
-        ex = x - (u - cx) / fx * d
-        ey = y - (v - cy) / fy * d
-        ez = z - d
-        res = nx * ex + ny * ey + nz * ez
-        if abs(res) > max_dist:
-            continue
-        for rep in range(2):
-            if rep == 1:
-                if p2p_share <= 0.0 or s_i % 4 != 0:
-                    break
-                # point-to-point along the ray, every 4th vertex weighted up to share p2p_share overall
-                nx, ny, nz = dx, dy, dz
-                res = dx * ex + dy * ey + dz * ez
-                scale = 2.0 * p2p_share * inv_sigma
-                raw[m] = np.nan
-            else:
-                scale = inv_sigma
-                raw[m] = res
-            a = abs(res * inv_sigma)
-            if a > huber:
-                scale *= np.sqrt(huber / a)
-            mx = (R[0, 0] * nx + R[1, 0] * ny + R[2, 0] * nz) * scale
-            my = (R[0, 1] * nx + R[1, 1] * ny + R[2, 1] * nz) * scale
-            mz = (R[0, 2] * nx + R[1, 2] * ny + R[2, 2] * nz) * scale
-            J[m, 0] = (ay * nz - az * ny) * scale
-            J[m, 1] = (az * nx - ax * nz) * scale
-            J[m, 2] = (ax * ny - ay * nx) * scale
-            J[m, 3] = nx * scale
-            J[m, 4] = ny * scale
-            J[m, 5] = nz * scale
-            for k in range(K):
-                J[m, 6 + k] = mx * BT[i, 0, k] + my * BT[i, 1, k] + mz * BT[i, 2, k]
-            r[m] = res * scale
-            m += 1
-    return m
-
-
-@nb.njit(cache=True)
-def _box_qp(H, g, lo, hi, iters):  # pragma: no cover - compiled
-    """Minimise 0.5 x^T H x + g^T x subject to lo <= x <= hi (H symmetric positive definite).
-
-    Active-set projected Newton: bound variables whose gradient pushes outward are fixed; the
-    free block is solved exactly; a projected backtracking line search keeps the objective
-    decreasing. Reference: scipy.optimize.minimize(method="L-BFGS-B") in the tests.
-    """
-    n = g.shape[0]
-    x = np.minimum(np.maximum(np.zeros(n), lo), hi)
-    for _ in range(iters):
-        grad = H @ x + g
-        free = np.ones(n, dtype=np.bool_)
-        for j in range(n):
-            if (x[j] <= lo[j] + 1e-12 and grad[j] > 0.0) or (x[j] >= hi[j] - 1e-12 and grad[j] < 0.0):
-                free[j] = False
-        idx = np.nonzero(free)[0]
-        if idx.shape[0] == 0:
-            break
-        Hf = np.empty((idx.shape[0], idx.shape[0]))
-        gf = np.empty(idx.shape[0])
-        for a in range(idx.shape[0]):
-            gf[a] = -grad[idx[a]]
-            for b in range(idx.shape[0]):
-                Hf[a, b] = H[idx[a], idx[b]]
-        step = np.linalg.solve(Hf, gf)
-        f0 = 0.5 * x @ (H @ x) + g @ x
-        alpha = 1.0
-        improved = False
-        for _ls in range(12):
-            xn = x.copy()
-            for a in range(idx.shape[0]):
-                j = idx[a]
-                xn[j] = min(max(x[j] + alpha * step[a], lo[j]), hi[j])
-            fn = 0.5 * xn @ (H @ xn) + g @ xn
-            if fn <= f0 - 1e-16 * abs(f0):
-                improved = True
-                break
-            alpha *= 0.5
-        if not improved:
-            break
-        change = np.max(np.abs(xn - x))
-        x = xn
-        if change < 1e-9:
-            break
-    return x
-
-
-# ----------------------------------------------------------------------------------------- helpers
 def rodrigues(w: np.ndarray) -> np.ndarray:
     """Rotation matrix (3, 3) float64 of a rotation vector w (3,) radians."""
     th = float(np.linalg.norm(w))
@@ -391,7 +233,7 @@ def fit_frame(
             w_normals = w.copy()
         # the first iterations accept a wider band (the warm start may be a few mm off), then tighten
         md = params.max_dist * max(0.5, 1.5 - 0.5 * it)
-        m = _icp_rows(
+        m = icp_rows(
             xr,
             nr,
             model.sample,
@@ -444,7 +286,7 @@ def fit_frame(
         if params.solve_weights:
             lo[6:] = -w
             hi[6:] = 1.0 - w
-            delta = _box_qp(H, g, lo, hi, 30)
+            delta = box_qp(H, g, lo, hi, 30)
             if params.relaxed:
                 # relaxed lasso: the L1 step selected the shapes; refit the selected ones without it
                 # (the others stay at 0), so held expressions are not shrunk
@@ -453,7 +295,7 @@ def fit_frame(
                 g2[6:] -= np.where(active, l1, 0.0)
                 hi2 = hi.copy()
                 hi2[6:] = np.where(active, hi[6:], lo[6:])
-                delta = _box_qp(H, g2, lo, hi2, 30)
+                delta = box_qp(H, g2, lo, hi2, 30)
         else:
             delta = np.zeros(NP)
             delta[:6] = np.linalg.solve(H[:6, :6], -g[:6])
@@ -500,7 +342,7 @@ def robust_energy(
     buf = buffers or Buffers(len(model.sample))
     xr = model.vertices(w)
     nr = vertex_normals(xr, model.tris)
-    m = _icp_rows(
+    m = icp_rows(
         xr, nr, model.sample, R, t, depth, fx, fy, cx, cy, model.BT, params.max_dist,
         float(np.cos(np.radians(params.max_normal_deg))), max(params.edge_tol, 3.0 * params.sigma),
         0.0, 1.0 / params.sigma, params.huber, buf.J, buf.r, buf.raw,

@@ -5,8 +5,8 @@ import pytest
 from scipy.optimize import minimize
 
 from facecap import pose
-from facecap._kernels import _vertex_normals
-from facecap.fit import NP, _box_qp, _icp_rows, rodrigues
+from facecap._kernels import _vertex_normals, box_qp, icp_rows
+from facecap.fit import NP, rodrigues
 from facecap.rig import vertex_normals
 
 
@@ -102,7 +102,7 @@ def test_icp_rows_kernel_matches_reference():
     )
     n2 = 2 * len(sample)
     J, r, raw = np.empty((n2, NP), np.float32), np.empty(n2, np.float32), np.empty(n2)
-    m = _icp_rows(*args, J, r, raw)
+    m = icp_rows(*args, J, r, raw)
     Jr, rr, rawr = _icp_rows_reference(*args)
     assert m == len(Jr) and m > 50
     np.testing.assert_allclose(J[:m], Jr, rtol=1e-4, atol=1e-3)
@@ -119,7 +119,7 @@ def test_box_qp_matches_scipy_bounded_solver(seed):
     g = rng.normal(size=n) * 5
     lo = np.where(rng.random(n) < 0.3, -np.inf, -rng.random(n))
     hi = np.where(rng.random(n) < 0.3, np.inf, rng.random(n))
-    x = _box_qp(H, g, lo, hi, 50)
+    x = box_qp(H, g, lo, hi, 50)
     assert (x >= lo - 1e-12).all() and (x <= hi + 1e-12).all()
     ref = minimize(
         lambda z: 0.5 * z @ H @ z + g @ z,
