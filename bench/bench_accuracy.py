@@ -8,12 +8,13 @@ Faces (rendered by facecap's synthetic actor with colour, D415 or D435 noise at 
 - ``ict``: the ICT-FaceKit head (the built-in rig's own face),
 - ``identity<k>``: unseen people, :func:`facecap.synth.random_identity` of it (5-8 mm smooth shape changes).
 
-Trackers on the same frames: ``builtin`` (the built-in rig, depth only), ``analytic`` (the analytic rig
-``rigs/build_generic_rig.py`` builds, if present), ``mediapipe`` (MediaPipe Face Landmarker's own 52
-blendshape scores on the colour image). Scores: weight MAE over the 52 ARKit weights without eyeLook* and
-tongueOut (``mae50``), per-shape gain (least-squares slope of the estimate on the truth over the frames
-where the truth exceeds 0.3, pooled over the takes; shapes with fewer than 30 such frames are not
-reported) and, for facecap, head rotation error, fit and acquisition times.
+Trackers on the same frames: ``builtin`` (the built-in rig, depth only), ``builtin+prior`` (the same with
+the expression prior of :mod:`facecap.prior`, fitted on the six takes other than the one scored),
+``analytic`` (the analytic rig ``rigs/build_generic_rig.py`` builds, if present) and ``mediapipe``
+(MediaPipe Face Landmarker's own 52 blendshape scores on the colour image). Scores: weight MAE over the 52
+ARKit weights without eyeLook* and tongueOut (``mae50``), per-shape gain (least-squares slope of the
+estimate on the truth over the frames where the truth exceeds 0.3, pooled over the takes; shapes with fewer
+than 30 such frames are not reported) and, for facecap, head rotation error, fit and acquisition times.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +33,12 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "data"
 
 from facecap import Tracker, TrackerConfig, arkit, metrics, pose  # noqa: E402
+from facecap.fit import FitParams  # noqa: E402
 from facecap.formats import load_rig  # noqa: E402
 from facecap.synth import SyntheticActor, head_motion, random_identity  # noqa: E402
 
 SCORED = [arkit.INDEX[k] for k in metrics.DEPTH_VISIBLE]
+PRIORS: dict = {}  # leave-one-take-out expression priors, filled in main()
 ANALYTIC = ROOT / "facecap" / "data" / "generic_rig.npz"
 
 
@@ -61,8 +65,22 @@ def render(face, W, seed, camera):
     return [f for f, _ in actor.frames(W, R, t, fps=30)], R
 
 
-def track(rig, frames, camera):
-    tr = Tracker(rig=rig, intrinsics=frames[0].depth_intrinsics, config=TrackerConfig.for_camera(camera))
+def loo_priors() -> dict[str, object]:
+    """{take: expression prior fitted on the other takes' tracked frames} (leave one take out)."""
+    from facecap.livelink import read_csv
+    from facecap.prior import fit_prior
+
+    full = {}
+    for p in sorted((SHARED / "arkit_blendshape_takes").glob("*.csv")):
+        t = read_csv(p)
+        full[p.stem.replace("livelinkface_", "")] = np.asarray(t.weights)[np.asarray(t.tracked)]
+    return {k: fit_prior([w for j, w in full.items() if j != k]) for k in full}
+
+
+def track(rig, frames, camera, prior=None):
+    fit = replace(FitParams(), lambda_s=0.25, lambda_prior=1.0) if prior is not None else FitParams()
+    config = TrackerConfig.for_camera(camera, prior=prior, fit=fit)
+    tr = Tracker(rig=rig, intrinsics=frames[0].depth_intrinsics, config=config)
     states, ms, acq = [], [], []
     for f in frames:
         was = tr.tracked
@@ -112,7 +130,7 @@ def run_face(name, face, rigs, camera, n, seed, with_mp):
         frames, R = render(face, W, seed + ti, camera)
         truth.append(W)
         for k, rig in rigs.items():
-            states, ms, acq = track(rig, frames, camera)
+            states, ms, acq = track(rig, frames, camera, PRIORS[take] if k.endswith("+prior") else None)
             est[k].append(np.array([s.weights for s in states]))
             ok[k].append(np.array([s.tracked for s in states]))
             rot[k] += [
@@ -150,15 +168,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     n, k_id = (30, 1) if args.quick else (args.frames, args.identities)
     builtin = load_rig(args.rig)
-    rigs = {"builtin": builtin}
+    global PRIORS
+    PRIORS = loo_priors()
+    rigs = {"builtin": builtin, "builtin+prior": builtin}
     if ANALYTIC.is_file() and builtin.name != load_rig(ANALYTIC).name:
         rigs["analytic"] = load_rig(ANALYTIC)
     t0 = time.perf_counter()
     res = {"bench": "accuracy", "frames_per_take": n, "takes": 7, "rig": builtin.name, "faces": {}}
-    res["faces"]["ict_d415"] = run_face(
-        "ict", builtin, {"builtin": builtin}, "d415", n, 0, not args.no_mediapipe
-    )
-    res["faces"]["ict_d435"] = run_face("ict", builtin, {"builtin": builtin}, "d435", n, 0, False)
+    own = {"builtin": builtin, "builtin+prior": builtin}
+    res["faces"]["ict_d415"] = run_face("ict", builtin, own, "d415", n, 0, not args.no_mediapipe)
+    res["faces"]["ict_d435"] = run_face("ict", builtin, own, "d435", n, 0, False)
     for i in range(1, k_id + 1):
         face = random_identity(builtin, seed=i)
         res["faces"][f"identity{i}_d415"] = run_face(f"identity{i}", face, rigs, "d415", n, 100 * i,
