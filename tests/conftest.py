@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import platform
+import subprocess
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +49,26 @@ LIVELINK_TAKES = (
 )
 
 OSC_WAIT = 3.0  # seconds a test waits for datagrams on 127.0.0.1
+
+
+def load_script(name: str):
+    """A script of ``rigs/`` (e.g. ``"build_ict_rig"``) imported as a module, for its functions."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "rigs" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def check_on_other_numeric_stack(script: str) -> subprocess.CompletedProcess:
+    """Run ``rigs/<script>.py --check`` with every SIMD loop numpy dispatches at run time disabled and (on
+    x86-64) another OpenBLAS core type: a generated file must come out the same on another CPU."""
+    from numpy._core import _multiarray_umath as umath
+
+    env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=" ".join(umath.__cpu_dispatch__))
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        env["OPENBLAS_CORETYPE"] = "Nehalem"
+    cmd = [sys.executable, str(ROOT / "rigs" / f"{script}.py"), "--check"]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
 class OscRecorder(Dispatcher):

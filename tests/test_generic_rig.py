@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import platform
 import shutil
-import subprocess
-import sys
 import types
 
 import numpy as np
 import pytest
-from conftest import ROOT, shared_path
+from conftest import check_on_other_numeric_stack, load_script, shared_path
 
 from facecap import arkit
 from facecap.formats import load_rig
@@ -22,16 +17,9 @@ FLIP = np.array([-1.0, 1.0, 1.0])
 PARTS = ("face", "eyeball", "canthus", "cavity", "tongue")
 
 
-def _load_builder():
-    spec = importlib.util.spec_from_file_location("build_generic_rig", ROOT / "rigs" / "build_generic_rig.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def builder():
-    return _load_builder()
+    return load_script("build_generic_rig")
 
 
 @pytest.fixture(scope="module")
@@ -435,30 +423,20 @@ def _noisy_numpy(seed: int):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_build_does_not_depend_on_last_bit_rounding(builder, fresh, seed, monkeypatch):
-    mod = _load_builder()
+    mod = load_script("build_generic_rig")
     monkeypatch.setattr(mod, "np", _noisy_numpy(seed))
     # floats within compare_rigs' tolerance; triangles, landmarks, masks, colors exactly
     assert builder.compare_rigs(mod.build_generic_rig(), fresh) == []
 
 
 def test_check_passes_with_other_simd_and_blas_kernels():
-    try:
-        from numpy._core import _multiarray_umath as umath
-    except ImportError:  # numpy < 2
-        from numpy.core import _multiarray_umath as umath
-    env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=" ".join(getattr(umath, "__cpu_dispatch__", ())))
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        env["OPENBLAS_CORETYPE"] = "Nehalem"
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "rigs" / "build_generic_rig.py"), "--check"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    r = check_on_other_numeric_stack("build_generic_rig")
     assert r.returncode == 0, r.stderr
     assert "matches a fresh build" in r.stdout
 
 
 def test_a_tie_fails_the_build(builder, monkeypatch):
-    mod = _load_builder()
+    mod = load_script("build_generic_rig")
     monkeypatch.setattr(mod, "TRI_SHEAR", 0.0)  # plain Delaunay: grid rectangles are co-circular
     with pytest.raises(RuntimeError, match="co-circular"):
         mod.build_generic_rig()
@@ -491,7 +469,7 @@ def test_colors_give_a_face_contrast(rig):
 
 
 def test_builder_is_a_script_with_help():
-    mod = _load_builder()
+    mod = load_script("build_generic_rig")
     with pytest.raises(SystemExit) as e:
         mod.main(["--help"])
     assert e.value.code == 0

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
-import platform
 import shutil
-import subprocess
-import sys
 import time
 import types
 
 import numpy as np
 import pytest
-from conftest import ROOT, shared_path
+from conftest import ROOT, check_on_other_numeric_stack, load_script, shared_path
 
 from facecap import arkit
 from facecap.formats import load_rig
@@ -28,16 +23,9 @@ GENERIC_MASKS = ("track", "eyeballs", "eyelids", "brows", "forehead", "nose", "l
 PARTS = ("face", "mouth_socket", "eye_sockets", "gums_tongue", "teeth", "eyeballs")
 
 
-def _load_builder():
-    spec = importlib.util.spec_from_file_location("build_ict_rig", ROOT / "rigs" / "build_ict_rig.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def builder():
-    return _load_builder()
+    return load_script("build_ict_rig")
 
 
 @pytest.fixture(scope="module")
@@ -395,13 +383,7 @@ def test_two_builds_give_the_same_bytes(builder, tmp_path):
 @pytest.mark.slow
 def test_check_passes_with_other_simd_and_blas_kernels():
     shared_path("ict_facekit")
-    env = dict(os.environ, NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR")
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        env["OPENBLAS_CORETYPE"] = "Nehalem"
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "rigs" / "build_ict_rig.py"), "--check"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    r = check_on_other_numeric_stack("build_ict_rig")
     assert r.returncode == 0, r.stderr
     assert "matches a fresh build" in r.stdout
 
@@ -445,7 +427,7 @@ def _ulp_noise(fn, rng):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_build_does_not_depend_on_last_bit_rounding(fresh, seed, monkeypatch):
-    mod = _load_builder()
+    mod = load_script("build_ict_rig")
     rng = np.random.default_rng(seed)
     linalg = types.SimpleNamespace(
         **{k: getattr(np.linalg, k) for k in dir(np.linalg) if not k.startswith("_")}

@@ -1,13 +1,10 @@
 """The expression prior: fitted from real takes, shipped reproducibly, and what it does to the fit."""
 
-import os
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import LIVELINK_TAKES, ROOT, shared_path
+from conftest import LIVELINK_TAKES, check_on_other_numeric_stack, shared_path
 
 from facecap import Tracker, TrackerConfig, arkit, metrics
 from facecap.fit import FitParams
@@ -55,11 +52,7 @@ def test_save_load_round_trip(tmp_path):
 
 def test_shipped_prior_matches_a_fresh_build_on_another_numeric_stack():
     shared_path("arkit_blendshape_takes")
-    env = dict(
-        os.environ, OPENBLAS_CORETYPE="Nehalem", NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"
-    )
-    cmd = [sys.executable, str(ROOT / "rigs" / "build_prior.py"), "--check"]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    out = check_on_other_numeric_stack("build_prior")
     assert out.returncode == 0, out.stderr
     assert load_prior().meta["takes"] == sorted(LIVELINK_TAKES)
 
