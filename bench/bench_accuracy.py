@@ -10,7 +10,8 @@ Faces (rendered by facecap's synthetic actor with colour, D415 or D435 noise at 
 
 Trackers on the same frames: ``builtin`` (the built-in rig, depth only), ``builtin+prior`` (the same with
 the expression prior of :mod:`facecap.prior`, fitted on the six takes other than the one scored),
-``analytic`` (the analytic rig ``rigs/build_generic_rig.py`` builds, if present) and ``mediapipe``
+``--rig-b FILE`` (another rig file on the unseen identities, e.g. the analytic rig facecap shipped until
+commit 0f20ffd: ``git show 0f20ffd:facecap/data/generic_rig.npz > analytic.npz``) and ``mediapipe``
 (MediaPipe Face Landmarker's own 52 blendshape scores on the colour image). Scores: weight MAE over the 52
 ARKit weights without eyeLook* and tongueOut (``mae50``), per-shape gain (least-squares slope of the
 estimate on the truth over the frames where the truth exceeds 0.3, pooled over the takes; shapes with fewer
@@ -39,7 +40,6 @@ from facecap.synth import SyntheticActor, head_motion, random_identity  # noqa: 
 
 SCORED = [arkit.INDEX[k] for k in metrics.DEPTH_VISIBLE]
 PRIORS: dict = {}  # leave-one-take-out expression priors, filled in main()
-ANALYTIC = ROOT / "facecap" / "data" / "generic_rig.npz"
 
 
 def takes(n: int, fps: float = 30.0) -> list[tuple[str, np.ndarray]]:
@@ -164,6 +164,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="30 frames per take, one identity (smoke test)")
     ap.add_argument("--no-mediapipe", action="store_true")
     ap.add_argument("--rig", help="tracking rig: a built-in name or a file (default: the built-in rig)")
+    ap.add_argument("--rig-b", help="a second rig file scored on the unseen identities (row 'rig_b')")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args(argv)
     n, k_id = (30, 1) if args.quick else (args.frames, args.identities)
@@ -171,8 +172,8 @@ def main(argv=None) -> int:
     global PRIORS
     PRIORS = loo_priors()
     rigs = {"builtin": builtin, "builtin+prior": builtin}
-    if ANALYTIC.is_file() and builtin.name != load_rig(ANALYTIC).name:
-        rigs["analytic"] = load_rig(ANALYTIC)
+    if args.rig_b:
+        rigs["rig_b"] = load_rig(args.rig_b)
     t0 = time.perf_counter()
     res = {"bench": "accuracy", "frames_per_take": n, "takes": 7, "rig": builtin.name, "faces": {}}
     own = {"builtin": builtin, "builtin+prior": builtin}

@@ -8,7 +8,7 @@ Sections (JSON on stdout):
   same rig, depth only, D415 and D435 noise at 0.6 m.
 - takes: the same actor driven by each real Live Link Face take in ../shared/data/arkit_blendshape_takes.
 - ict: the ICT-FaceKit head (a face facecap did not design) driven by real takes, rendered by the actor,
-  tracked with the generic rig; MediaPipe's own blendshapes on the same rendered color frames as the peer.
+  tracked with the built-in rig; MediaPipe's own blendshapes on the same rendered color frames as the peer.
 - speed: median per-frame fit time while tracking (decode excluded) and, on the same frames, Open3D's
   point-to-plane ICP (registration_icp) for the rigid part: ratio of times and of pose errors.
 - acquisition: one held expression over 20 noise draws, acquired from the three start hypotheses and, as
@@ -117,7 +117,7 @@ def takes(rig, n, seed=0):
 
 
 def ict(rig, n, take_name="alexdjulin_S07-001", seed=0):
-    """The ICT head driven by a real take; generic rig tracks depth; MediaPipe scores color."""
+    """The ICT head driven by a real take; the built-in rig tracks depth; MediaPipe scores color."""
     from facecap.facekit import load_ict_facekit
     from facecap.landmarks import FaceLandmarker
 
@@ -145,7 +145,7 @@ def ict(rig, n, take_name="alexdjulin_S07-001", seed=0):
     e_ours = np.abs(ours[both] - W[both])
     e_lm = np.abs(ours_lm[both] - W[both])
     e_mp = np.abs(mp_w[both] - W[both])
-    # pose: the ICT head's origin differs from the generic rig's, so report rotation error only
+    # pose: the raw ICT head's origin differs from the built-in rig's, so report rotation error only
     rot = [pose.rotation_angle_deg(s.rotation, r) for s, r, k in zip(states, R, ok, strict=True) if k]
     return {
         "take": take_name,

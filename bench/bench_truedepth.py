@@ -1,6 +1,6 @@
 """Real iPhone TrueDepth photos (../shared/data/truedepth_rgbd): acquisition, fit residual and an overlay.
 
-    python bench/bench_truedepth.py [--photos NAME,...] [--rigs generic,ict] [--repeats N]
+    python bench/bench_truedepth.py [--photos NAME,...] [--rigs ict] [--repeats N]
                                     [--out-dir DIR] [--out FILE.json]
 
 Each photo's 8-bit disparity PNG is decoded with its meta JSON (disparity[1/m] = min + v/255 * (max - min),
@@ -8,7 +8,7 @@ depth = 1 / disparity; HEIF depth representation for the iPhone 14 files, Apple'
 the iPhone XS) into a 480x640 (portrait) depth frame with the stored intrinsics scaled to it. The colour
 PNG is the same view resized to the depth size (Apple registers the two), so it shares the intrinsics.
 
-Per photo and rig (the built-in generic rig and the ICT-FaceKit rig) the same frame is tracked N times
+Per photo and rig (the built-in ICT-FaceKit rig; others by name) the same frame is tracked N times
 (D435 preset; the first call acquires, the rest warm-start) and the JSON on stdout reports: tracked,
 ``rms_mm`` (the fit's inlier point-to-plane RMS), quality, head yaw/pitch/roll in degrees, the top-5
 weights, the acquisition time, and the median distance along the camera ray between the posed "track"
@@ -45,7 +45,7 @@ PHOTOS = (
     "iphone14_truedepth_face_chin_up",
     "iphoneXS_truedepth_face_chin_up",
 )
-RIGS = {"generic": None, "ict": "ict"}
+RIGS = {"ict": "ict"}
 
 
 def truedepth_frame(name: str, data: Path = SHARED / "truedepth_rgbd", fx_fy: bool = False) -> Frame:
@@ -252,7 +252,7 @@ def _warm_up(rigs: dict, frame: Frame) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--photos", default=",".join(PHOTOS), help="comma-separated photo names (default: all 3)")
-    ap.add_argument("--rigs", default="generic,ict", help="comma-separated: generic (built-in), ict")
+    ap.add_argument("--rigs", default="ict", help="comma-separated built-in rig names (default: ict)")
     ap.add_argument("--repeats", type=int, default=8, help="track calls on the same frame (default 8)")
     ap.add_argument("--no-fx-fy", action="store_true", help="skip the fx = fy variant of anisotropic files")
     ap.add_argument(

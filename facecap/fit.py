@@ -6,6 +6,7 @@ Minimises over head pose (R, t) and weights w in [0, 1]^52::
       + beta * sum_i ( d_i . (x_i(w) - p_i) / sigma )^2          small point-to-point share along the ray
       + lambda_lmk * sum_l c_l |pi(x_l(w)) - u_l|^2 / sigma_px^2   2-D landmarks (optional)
       + lambda_t |w - w_prev|^2 + lambda_s sum_k w_k              temporal smoothness, sparsity (L1, w >= 0)
+                                                                  (the temporal term robust to large changes)
 
 with ``x_i(w) = R (b0_i + B_i w) + t``. Gauss-Newton: Numba kernels build the rows of J (one pass over the
 mask's vertices), BLAS forms J^T J, and a box-constrained Newton step (active set on the 58x58 system)
@@ -36,6 +37,10 @@ class FitParams:
     p2p_share : weight beta of the point-to-point (along-ray) rows relative to point-to-plane.
     lambda_t : temporal smoothness: pull toward the previous frame's weights, relative to the data's own
         information about each weight (0.5: the previous frame counts half as much as this one).
+    temporal_scale : the temporal pull on a weight is divided by ``1 + (change / temporal_scale)^2``: changes
+        of the size of noise are smoothed, a face that moves is followed (0: a plain quadratic pull, which
+        lagged a 0.6 step by a median 6 frames on the ICT rig; with 0.1: median 0, max 5, at a weight MAE
+        of 0.061 against 0.060 on the real takes).
     lambda_s : L1 sparsity of the weights, in standard deviations of each weight's data estimate.
     relaxed : relaxed lasso: the L1 step only selects the active shapes (those above ``active_eps``);
         they are then refitted without it, so held expressions are not shrunk (plain L1 read a held 0.6
@@ -64,6 +69,7 @@ class FitParams:
     huber: float = 2.5
     p2p_share: float = 0.1
     lambda_t: float = 0.5
+    temporal_scale: float = 0.1
     lambda_s: float = 0.5
     relaxed: bool = False
     active_eps: float = 0.03
@@ -270,6 +276,8 @@ def fit_frame(
             # temporal prior in units of each weight's own data information: the estimate leans on the
             # previous frame by the same ratio whether the shape is well or poorly observed
             lt = params.lambda_t * info
+            if params.temporal_scale > 0:  # robust: a large change is the face moving, not noise
+                lt = lt / (1.0 + ((w - w_prev) / params.temporal_scale) ** 2)
             hd[6:] += lt
             g[6:] += lt * (w - w_prev)
         if params.lambda_prior > 0 and params.prior_precision is not None:

@@ -21,12 +21,9 @@ from pathlib import Path
 from . import facekit, gltf
 from .rig import DEFAULT_RIG_PATH, Rig
 
-BUILTIN_RIGS = {
-    "generic": DEFAULT_RIG_PATH,
-    "ict": DEFAULT_RIG_PATH.with_name("ict_rig.npz"),
-}
-"""Rigs that ship with facecap, by name: the analytic generic rig (``rigs/build_generic_rig.py``) and the
-ICT-FaceKit rig (``rigs/build_ict_rig.py``, derived from the MIT ICT Face Model; licence beside it)."""
+BUILTIN_RIGS = {"ict": DEFAULT_RIG_PATH}
+"""Rigs that ship with facecap, by name: the ICT-FaceKit rig (``rigs/build_ict_rig.py``, derived from the
+MIT ICT Face Model; licence beside it), the default."""
 
 LOADERS = {".npz": Rig.load, **gltf.RIG_LOADERS, **facekit.RIG_LOADERS}
 SAVERS = {".npz": Rig.save, **gltf.RIG_SAVERS}
@@ -34,7 +31,7 @@ SAVERS = {".npz": Rig.save, **gltf.RIG_SAVERS}
 
 def load_rig(path: str | Path | None = None) -> Rig:
     """Load a rig: the built-in tracking rig by default, a built-in rig by name (:data:`BUILTIN_RIGS`:
-    ``"generic"``, ``"ict"``), else a ``.npz``, ``.glb``/``.gltf`` file or an ICT-FaceKit folder (see the
+    ``"ict"``), else a ``.npz``, ``.glb``/``.gltf`` file or an ICT-FaceKit folder (see the
     module table).
 
     Raises
@@ -48,7 +45,7 @@ def load_rig(path: str | Path | None = None) -> Rig:
         if not DEFAULT_RIG_PATH.is_file():
             raise FileNotFoundError(
                 f"the built-in rig {DEFAULT_RIG_PATH} is missing; rebuild it with "
-                "`python rigs/build_generic_rig.py`"
+                "`python rigs/build_ict_rig.py`"
             )
         return Rig.load(DEFAULT_RIG_PATH)
     if isinstance(path, str) and path in BUILTIN_RIGS:

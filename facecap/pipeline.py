@@ -84,7 +84,7 @@ class Outputs:
         retarget=None,
         *,
         fps: float = 30.0,
-        rig_name: str = "generic",
+        rig_name: str = "facecap-ict",
         camera: str | dict | None = None,
         meta: dict | None = None,
     ) -> None:

@@ -432,4 +432,4 @@ def compare_rigs(a: Rig, b: Rig, atol: float = 1e-7) -> list[str]:
     return diffs
 
 
-DEFAULT_RIG_PATH = Path(__file__).with_name("data") / "generic_rig.npz"
+DEFAULT_RIG_PATH = Path(__file__).with_name("data") / "ict_rig.npz"

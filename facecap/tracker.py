@@ -130,12 +130,29 @@ def detect_face(
     return c
 
 
+def face_centre(rig: Rig) -> np.ndarray:
+    """(3,) float64 rig-space point, metres: where :func:`detect_face` puts the centre of this rig's own
+    neutral face (rendered frontally at 0.6 m), so that acquisition starts the fit there. Rigs differ in
+    how much forehead, ear and neck they carry, which moves the detector's centre on the face by cm (on
+    the ICT rig the centre of its front vertices lay 2-4 cm off: acquisition fell into a wrong basin)."""
+    from .synth.render import render_rig
+
+    intr = Intrinsics(640, 480, 600.0, 600.0, 319.5, 239.5)
+    t = np.array([0.0, 0.0, 0.6])
+    depth = render_rig(rig, np.zeros(arkit.NUM_SHAPES), pose.FRONTAL, t, intr).depth
+    c = detect_face(depth, intr)
+    if c is None:  # a rig too small or too odd for the detector: the centre of its front half
+        b0 = rig.neutral[rig.masks["track"]] if "track" in rig.masks else rig.neutral
+        return np.median(b0[b0[:, 2] > np.percentile(b0[:, 2], 40)], axis=0).astype(np.float64)
+    return pose.FRONTAL.T @ (c - t)
+
+
 class Tracker:
     """Tracks head pose and 52 ARKit weights frame after frame.
 
     Parameters
     ----------
-    rig : Rig, default the built-in generic rig
+    rig : Rig, default the built-in rig (ICT-FaceKit)
     intrinsics : Intrinsics of the depth images that will be passed to :meth:`track`
         (depth aligned to color shares the color intrinsics).
     config : TrackerConfig, optional
@@ -163,9 +180,7 @@ class Tracker:
         self.model = MaskModel.from_rig(self.rig, max_points=self.config.max_points)
         self._prior = self._prior_terms(self.config.prior)
         self._buf = Buffers(len(self.model.sample))
-        # where on the mask the face-surface centre lies (rig space), for acquisition
-        front = self.model.b0[self.model.b0[:, 2] > np.percentile(self.model.b0[:, 2], 40)]
-        self._face_centre_rig = np.median(front, axis=0)
+        self._face_centre_rig = face_centre(self.rig)
         self._lmk = self._landmark_tables()
         self.reset()
 

@@ -72,7 +72,7 @@ def test_shipped_file_is_small_and_carries_the_licence(rig):
     assert text.startswith("MIT License") and "USC Institute for Creative Technologies" in text
     assert "MIT" in rig.meta["license"] and LICENSE.name in rig.meta["license"]
     assert rig.name == "facecap-ict" and rig.meta["units"] == "metres"
-    assert load_rig().name != rig.name  # the default rig is still the generic one
+    assert load_rig().name == rig.name  # the default rig
 
 
 def test_contents(rig):

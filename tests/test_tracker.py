@@ -134,7 +134,7 @@ def test_every_acquisition_start_tracks_and_the_lowest_energy_wins(monkeypatch):
 
 
 def test_weights_stay_in_bounds_and_state_is_well_formed(rig, actor):
-    w = _weights(jawOpen=1.0, eyeBlinkLeft=1.0, eyeBlinkRight=1.0, cheekPuff=1.0)
+    w = _weights(jawOpen=1.0, cheekPuff=1.0, noseSneerLeft=1.0, noseSneerRight=1.0)
     frame = actor.render(w, *actor.frontal_pose)
     s = _track_still(rig, frame, n=6)
     assert isinstance(s, FaceState) and s.tracked
@@ -143,9 +143,9 @@ def test_weights_stay_in_bounds_and_state_is_well_formed(rig, actor):
     assert s.rotation.shape == (3, 3) and np.allclose(s.rotation @ s.rotation.T, np.eye(3), atol=1e-9)
     assert s.translation.shape == (3,) and 0.5 < s.translation[2] < 0.7
     assert 0 < s.quality <= 1 and s.gaze.shape == (2, 2)
-    # an extreme face: the wide-open mouth leaves mouthClose/mouthRollLower ambiguous (known weakness)
-    assert s.weights[arkit.INDEX["jawOpen"]] > 0.6
-    for name in ("eyeBlinkLeft", "eyeBlinkRight", "cheekPuff"):
+    # an extreme face (closed eyes are not here: depth alone reads a full blink on the ICT rig as
+    # eyeSquint + eyeLookDown, see the landmark test below)
+    for name in ("jawOpen", "cheekPuff", "noseSneerLeft", "noseSneerRight"):
         assert s.weights[arkit.INDEX[name]] > 0.8, name
 
 
@@ -218,8 +218,10 @@ def test_simulated_landmarks_improve_or_keep_the_fit(rig):
             s = tr.track(frame, landmarks=lm)
         assert s.tracked and pose.rotation_angle_deg(s.rotation, R) < 1.0, name
         errs[name] = abs(s.weights[blink] - 1.0)
-    assert errs["depth+landmarks"] <= errs["depth"] + 0.02
-    assert errs["depth+landmarks"] < 0.35
+    # depth alone barely sees a closed lid on the ICT rig (it slides over the eyeball: little motion
+    # along the surface normal); the lid landmarks are what read it
+    assert errs["depth+landmarks"] < errs["depth"] - 0.3
+    assert errs["depth+landmarks"] < 0.5
 
 
 def test_detect_face_finds_the_nearest_head(rig, actor):
@@ -298,16 +300,17 @@ def test_relaxed_lasso_does_not_shrink_held_expressions():
         s = _track_still(rig, frame, n=8, config=TrackerConfig(depth_noise_1m=0.0015, fit=fit))
         out[relaxed] = np.array([s.weights[arkit.INDEX[n]] for n in HELD])
     truth = np.array(list(HELD.values()))
-    assert np.abs(out[True] - truth).max() < 0.03  # unbiased on clean frames
+    assert np.abs(out[True] - truth).max() < 0.05  # unbiased on clean frames (the blink is the weakest)
     assert np.abs(out[True] - truth).sum() < 0.5 * np.abs(out[False] - truth).sum()
 
 
 def test_a_step_in_expression_is_followed_within_a_few_frames():
-    """A held 0.6 step in one shape reaches 90 % of its tracked value within 4 frames (over shapes and
-    noise draws; 8 with a fixed 3 iterations per frame), with no overshoot past the truth + 0.15."""
+    """A held 0.6 step in one shape reaches 90 % of its tracked value within a few frames (over shapes and
+    noise draws), with no overshoot past the truth + 0.15. With the plain temporal prior (no
+    ``temporal_scale``) the ICT rig's correlated shapes lagged a median 6 frames (mouthFunnel 8)."""
     rig = load_rig()
     lags = []
-    for name in ("jawOpen", "mouthSmileLeft", "eyeBlinkLeft", "browInnerUp"):
+    for name in ("jawOpen", "mouthSmileLeft", "mouthFunnel", "browInnerUp"):
         for seed in range(2):
             actor = SyntheticActor(rig, camera="d415", seed=seed)
             R, t = actor.frontal_pose
@@ -320,4 +323,30 @@ def test_a_step_in_expression_is_followed_within_a_few_frames():
             final = np.median(vals[16:])
             assert final > 0.3 and vals.max() < 0.75, (name, seed, np.round(vals, 2))
             lags.append(next(i for i in range(8, 24) if vals[i] >= 0.9 * final) - 8)
-    assert np.median(lags) <= 2 and max(lags) <= 5, lags
+    assert np.median(lags) <= 1 and max(lags) <= 7, lags  # measured: median 0, max 5 (jawOpen)
+
+
+def test_acquisition_finds_unseen_faces_where_they_are():
+    """Acquisition starts at the rig's own detector centre (tracker.face_centre): over 20 unseen people
+    (random identities, random head poses within +-20 deg yaw / +-10 deg pitch) the first frame's pose is
+    right. Started at the centroid of the front vertices instead, it was 1-4 cm off on the ICT rig and
+    fitted brows to eyes."""
+    from facecap.synth import random_identity
+    from facecap.tracker import face_centre
+
+    rig = load_rig()
+    c = face_centre(rig)
+    assert c.shape == (3,) and np.isfinite(c).all() and np.abs(c).max() < 0.2
+    rng = np.random.default_rng(7)
+    rot, trans = [], []
+    for seed in range(20):
+        actor = SyntheticActor(random_identity(rig, seed=seed), camera="d415", seed=seed)
+        R = pose.from_euler(*np.radians([rng.uniform(-20, 20), rng.uniform(-10, 10), rng.uniform(-5, 5)]))
+        t = actor.frontal_pose[1] + rng.uniform(-0.02, 0.02, 3)
+        s = Tracker(rig=rig, intrinsics=actor.intrinsics).track(actor.render(np.zeros(52), R, t))
+        assert s.tracked, seed
+        rot.append(pose.rotation_angle_deg(s.rotation, R))
+        trans.append(np.linalg.norm(s.translation - t))
+    rot, trans = np.array(rot), np.array(trans)
+    assert (rot < 3.0).sum() >= 19 and np.median(rot) < 1.5, np.round(rot, 2)
+    assert (trans < 0.008).sum() >= 19 and np.median(trans) < 0.004, np.round(trans * 1000, 1)

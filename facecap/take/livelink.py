@@ -63,7 +63,7 @@ def take_from_livelink(ll: LiveLinkTake, *, fps: float | None = None, source: st
             "fps": float(fps or ll.fps),
             "timecode_rate": int(ll.timecode_fps),
             "start_timecode": ll.timecodes[0] if n else None,
-            "rig": "generic",
+            "rig": "arkit",
             "complete": True,
         },
         extra={"head_euler": head, "eye_euler": eyes},

@@ -191,7 +191,7 @@ class TakeRecorder:
         path: str | Path,
         *,
         fps: float,
-        rig_name: str = "generic",
+        rig_name: str = "facecap-ict",
         camera: str | dict | None = None,
         calibration: str | Path | dict | None = None,
         meta: dict | None = None,
