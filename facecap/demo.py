@@ -1,9 +1,10 @@
 """`facecap demo`: the whole pipeline on an embedded default, scored against ground truth.
 
-A synthetic actor (the built-in rig, a procedural expression script and smooth head motion, RealSense
-D415 noise at 0.6 m) is recorded to a RealSense ``.db3`` file, played back through pyrealsense2 into
-the tracker, and the tracked weights and pose are compared with the truth. No camera, no download,
-no shared data.
+A synthetic actor (the built-in ICT-FaceKit head, a procedural expression script and smooth head motion,
+RealSense D415 noise at 0.6 m) is recorded to a RealSense ``.db3`` file, played back through pyrealsense2
+into the tracker, and the tracked weights and pose are compared with the truth. No camera, no download,
+no shared data. ``take=`` drives the face with a real Live Link Face CSV instead, ``identity=`` makes it
+an unseen person (:func:`facecap.synth.random_identity`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def run_demo(
     landmarker=None,
     progress=None,
     keep_recording: bool = False,
+    take: str | Path | None = None,
+    identity: int | None = None,
 ) -> dict:
     """Synthesize, record, play back, track and score a take: the synthetic actor, then the capture loop
     (:func:`facecap.pipeline.run`), then :func:`facecap.metrics.score`.
@@ -51,6 +54,10 @@ def run_demo(
         go to the tracker (facecap.pipeline.frame_landmarks); the caller closes it
     progress : None (silent), True (status lines on stderr) or a ``facecap.progress.Progress`` factory
         ``progress(total, label)``
+    take : a Live Link Face CSV whose weights the face performs (resampled to ``fps``; ``frames`` stops
+        earlier), or None for the procedural script
+    identity : seed of an unseen face (:func:`facecap.synth.random_identity` of the built-in head, 5-8 mm
+        smooth shape changes) tracked with the built-in rig, or None for the rig's own face
 
     Returns
     -------
@@ -61,7 +68,7 @@ def run_demo(
     from .progress import StatusLine
     from .realsense import read_recording, write_recording
     from .sinks import Collector
-    from .synth import SyntheticActor, head_motion, procedural_performance
+    from .synth import SyntheticActor, make_performance, random_identity
     from .tracker import Tracker, TrackerConfig
 
     if frames < 2:
@@ -71,10 +78,16 @@ def run_demo(
             f"distance must be 0.3-1.2 m (the camera's working range for a face), got {distance}"
         )
     reporter = (StatusLine if progress is True else progress) or None
+    if take is not None and not Path(take).is_file():
+        raise FileNotFoundError(f"take not found: {take} (a Live Link Face .csv)")
     rig = load_rig()
-    true_w = procedural_performance(frames, fps=fps, seed=seed)
-    true_R, true_t = head_motion(frames, fps=fps, seed=seed, max_angle_deg=max_angle_deg, distance_m=distance)
-    actor = SyntheticActor(rig, camera=camera, distance=distance, seed=seed)
+    true_w, true_R, true_t = make_performance(frames, fps, seed, None if take is None else str(take),
+                                              max_angle_deg, distance)  # fmt: skip
+    frames = len(true_w)
+    if frames < 2:
+        raise ValueError(f"the take {take} is shorter than 2 frames")
+    face = rig if identity is None else random_identity(rig, seed=int(identity))
+    actor = SyntheticActor(face, camera=camera, distance=distance, seed=seed)
     out = Path(out) if out is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -116,6 +129,8 @@ def run_demo(
         "fps": fps,
         "seed": seed,
         "max_angle_deg": max_angle_deg,
+        "performance": str(take) if take is not None else "procedural",
+        "identity": identity,
     }
     if out is not None:
         (out / "results.json").write_text(json.dumps(res, indent=2))

@@ -17,7 +17,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         try:
             res = run_demo(frames=args.frames, out=args.out, camera=args.camera, distance=args.distance,
                            seed=args.seed, max_angle_deg=args.max_angle, progress=None if args.json else True,
-                           keep_recording=args.keep_recording, landmarker=landmarker,
+                           keep_recording=args.keep_recording, landmarker=landmarker, take=args.take,
+                           identity=args.identity,
                            sinks=outputs if (outputs.sinks or outputs.record) else None)  # fmt: skip
         finally:
             if landmarker is not None:

@@ -62,9 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="synthesize a take, record it as RealSense .db3, track it and score it against ground truth",
-        description="The whole pipeline without a camera: a synthetic actor (built-in rig, procedural "
-        "expressions, head motion up to +-20 deg, RealSense noise) is written to a .db3 recording, played "
-        "back through pyrealsense2 into the tracker, and the result is compared with the truth.",
+        description="The whole pipeline without a camera: a synthetic actor (the built-in ICT-FaceKit head, "
+        "procedural expressions or a real Live Link Face take, head motion up to +-20 deg, RealSense noise) "
+        "is written to a .db3 recording, played back through pyrealsense2 into the tracker, and the result "
+        "is compared with the truth.",
     )
     demo.add_argument("--frames", type=int, default=300, help="frames to synthesize at 30 fps (default 300)")
     demo.add_argument("--out", help="directory for results.json and tracked.png (plot of key shapes)")
@@ -72,6 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--distance", type=float, default=0.6, help="face distance in metres (default 0.6)")
     demo.add_argument("--max-angle", type=float, default=20.0, help="head rotation amplitude in degrees")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the performance and the noise")
+    demo.add_argument(
+        "--take",
+        metavar="CSV",
+        help="a Live Link Face CSV the face performs instead of the "
+        "procedural script (e.g. ../shared/data/arkit_blendshape_takes/*.csv)",
+    )
+    demo.add_argument(
+        "--identity",
+        type=int,
+        metavar="SEED",
+        help="perform as an unseen person: the "
+        "built-in head reshaped by 5-8 mm (random per SEED), tracked with the uncalibrated rig",
+    )
     demo.add_argument("--keep-recording", action="store_true", help="keep demo.db3 in --out")
     demo.add_argument("--json", action="store_true", help="print the results as JSON (no progress line)")
     add_output_arguments(demo)
