@@ -260,58 +260,116 @@ def test_sigkill_loses_at_most_the_last_second(tmp_path):
     assert take.meta["complete"] is False and take.timecodes[0] == "12:00:00:00"
 
 
-def test_truncated_chunk_loads_up_to_the_damage(tmp_path):
+def test_truncated_chunk_loads_up_to_the_damage_and_says_what_is_lost(tmp_path):
     states = synthetic_states(50)
     p = record(tmp_path / "t", states)
     f = p / "frames-000.bin"
     f.write_bytes(f.read_bytes()[: CHUNK_HEADER_SIZE + 40 * RECORD_SIZE + 100])  # cut inside record 40
-    with pytest.warns(TakeRecoveryWarning, match=r"truncated.*recovered 40 of 50 frames"):
+    with pytest.warns(TakeRecoveryWarning, match=r"recovered 40 of 50 frames.*lost frames 40-49"):
         take = load_take(p)
     assert_take_equals_states(take, states[:40])
+    s = take.summary()
+    assert (
+        s["complete"] is False and s["recorded"] == 50 and s["lost"] == 10 and s["lost_ranges"] == [[40, 49]]
+    )
 
 
-def test_corrupt_record_stops_there(tmp_path):
+def test_a_damaged_record_costs_that_record_only(tmp_path):
     states = synthetic_states(60)
     p = record(tmp_path / "t", states, chunk_frames=25)
     f = p / "frames-000.bin"
     data = bytearray(f.read_bytes())
     data[CHUNK_HEADER_SIZE + 20 * RECORD_SIZE + 50] ^= 0xFF  # flip bits inside record 20's weights
     f.write_bytes(bytes(data))
-    with pytest.warns(TakeRecoveryWarning, match=r"record 20 of frames-000.bin is damaged.*frames-001.bin"):
+    with pytest.warns(
+        TakeRecoveryWarning, match=r"1 damaged record skipped.*recovered 59 of 60.*lost frames 20$"
+    ):
         take = load_take(p)
-    assert_take_equals_states(take, states[:20])
-    # a damaged chunk header
-    g = p / "frames-000.bin"
-    g.write_bytes(b"garbage!" + g.read_bytes()[8:])
+    assert_take_equals_states(take, states[:20] + states[21:])
+    # a damaged chunk header costs nothing: the records start at byte 32 and the name gives the number
+    data[:8] = b"garbage!"
+    f.write_bytes(bytes(data))
     with pytest.warns(TakeRecoveryWarning, match="damaged header"):
-        assert len(load_take(p)) == 0
+        assert len(load_take(p)) == 59
 
 
-def test_missing_chunk_stops_with_warning(tmp_path):
+def test_missing_chunk_costs_its_frames_only(tmp_path):
     states = synthetic_states(60)
     p = record(tmp_path / "t", states, chunk_frames=25)
     (p / "frames-001.bin").unlink()
-    with pytest.warns(TakeRecoveryWarning, match=r"frames-001.bin is missing.*frames-002.bin"):
+    with pytest.warns(
+        TakeRecoveryWarning, match=r"frames-001.bin is missing.*recovered 35 of 60.*lost frames 25-49"
+    ):
         take = load_take(p)
-    assert len(take) == 25
+    assert_take_equals_states(take, states[:25] + states[50:])
+    # the last chunk deleted, or cut on a record boundary: take.json's count says what is missing
+    p = record(tmp_path / "u", states, chunk_frames=25)
+    (p / "frames-002.bin").unlink()
+    with pytest.warns(TakeRecoveryWarning, match=r"recovered 50 of 60.*lost frames 50-59"):
+        assert load_take(p).summary()["complete"] is False
+    p = record(tmp_path / "v", states, chunk_frames=25)
+    f = p / "frames-002.bin"
+    f.write_bytes(f.read_bytes()[: CHUNK_HEADER_SIZE + 4 * RECORD_SIZE])
+    with pytest.warns(TakeRecoveryWarning, match=r"recovered 54 of 60.*lost frames 54-59"):
+        load_take(p)
+
+
+def test_swapped_and_renamed_chunks_are_ordered_by_their_headers(tmp_path):
+    states = synthetic_states(60)
+    p = record(tmp_path / "t", states, chunk_frames=25)
+    a, b = p / "frames-000.bin", p / "frames-001.bin"
+    tmp = p / "swap"
+    a.rename(tmp), b.rename(a), tmp.rename(b)
+    with pytest.warns(TakeRecoveryWarning, match="holds chunk 1"):
+        take = load_take(p)
+    assert_take_equals_states(take, states)
+    assert take.summary()["lost"] == 0
+
+
+@pytest.mark.parametrize("damage", ["deleted", "not json", "not a take", "empty", "fps gone"])
+def test_a_lost_take_json_is_rebuilt_from_the_chunks(tmp_path, damage):
+    states = synthetic_states(60)  # 60 fps
+    p = record(tmp_path / "t", states, chunk_frames=25)
+    mp = p / "take.json"
+    if damage == "deleted":
+        mp.unlink()
+    elif damage == "fps gone":
+        mp.write_text(json.dumps({**json.loads(mp.read_text()), "fps": "sixty"}))
+    else:
+        mp.write_text({"not json": "{not json", "not a take": "[1, 2]", "empty": ""}[damage])
+    with pytest.warns(TakeRecoveryWarning, match="fps 60 estimated" if damage == "fps gone" else "rebuilt"):
+        take = load_take(p)
+    assert_take_equals_states(take, states)
+    assert take.fps == 60.0 and take.summary()["complete"] is (damage == "fps gone")  # no frame is missing
+
+
+def test_odd_but_valid_take_json_fields_are_ignored_with_a_reason(tmp_path, capsys):
+    from facecap.cli import main
+
+    p = record(tmp_path / "t", synthetic_states(10))
+    m = json.loads((p / "take.json").read_text())
+    for field, value in (("versions", [1, 2]), ("fps", float("inf")), ("fps", 1e308), ("frames", "ten"),
+                         ("start_timecode", 5), ("complete", "yes")):  # fmt: skip
+        (p / "take.json").write_text(json.dumps({**m, field: value}))
+        with pytest.warns(TakeRecoveryWarning, match=f"{field!r} must be"):
+            take = load_take(p)
+        assert len(take) == 10 and np.isfinite(take.fps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TakeRecoveryWarning)
+            assert main(["take", "info", str(p)]) == 0
+        assert "must be" in capsys.readouterr().out
 
 
 def test_bad_take_folders_give_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_take(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="take.json is missing"):
+    with pytest.raises(FileNotFoundError, match="take.json is missing and there are no frames"):
+        load_take(tmp_path / "empty")
+    (tmp_path / "empty" / "take.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON.*no frames-"):
         load_take(tmp_path / "empty")
     p = record(tmp_path / "t", synthetic_states(5))
-    (p / "take.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        load_take(p)
-    (p / "take.json").write_text(json.dumps({"format": "something-else"}))
-    with pytest.raises(ValueError, match="does not describe a facecap take"):
-        load_take(p)
-    (p / "take.json").write_text(json.dumps({"format": "facecap-take", "version": 1, "fps": -3}))
-    with pytest.raises(ValueError, match="fps"):
-        load_take(p)
     (p / "take.json").write_text(json.dumps({"format": "facecap-take", "version": 99, "fps": 30}))
     with pytest.raises(ValueError, match="version 99"):
         load_take(p)
@@ -320,8 +378,8 @@ def test_bad_take_folders_give_clear_errors(tmp_path):
     (p / "take.json").write_text(
         json.dumps({"format": "facecap-take", "version": 1, "fps": 30, "record": 80})
     )
-    with pytest.raises(ValueError, match=r'take\.json: "record" must be an object .* got int'):
-        load_take(p)
+    with pytest.warns(TakeRecoveryWarning, match="'record' must be an object"):
+        assert len(load_take(p)) == 5
 
 
 # ----------------------------------------------------------------------------------------- full disk
@@ -524,3 +582,143 @@ def test_interrupt_inside_a_write_leaves_no_partial_record(tmp_path, monkeypatch
         warnings.simplefilter("error")
         take = load_take(p)
     assert_take_equals_states(take, states[:5])
+
+
+# ----------------------------------------------------------------------------------------- fuzzing
+def _corrupt(files: dict[str, bytes], rng, log: list | None = None) -> dict[str, bytes]:
+    """One to three random damages of a take's files: bit flips, a truncation, a deleted or inserted
+    byte run, a garbled header, swapped chunk names, a deleted chunk, a deleted or garbled take.json."""
+    files = dict(files)
+    chunks = sorted(k for k in files if k.startswith("frames-"))
+    for _ in range(int(rng.integers(1, 4))):
+        kind = rng.choice(
+            ["flip", "flip", "truncate", "delete", "insert", "header", "swap", "unlink", "meta"]
+        )
+        name = chunks[int(rng.integers(len(chunks)))]
+        if log is not None:
+            log.append((str(kind), name))
+        if name not in files:
+            continue
+        d = bytearray(files[name])
+        if kind == "flip" and len(d):
+            for pos in rng.integers(0, len(d), int(rng.integers(1, 6))):
+                d[pos] ^= 1 << int(rng.integers(8))
+        elif kind == "truncate":
+            d = d[: int(rng.integers(0, len(d) + 1))]
+        elif kind == "delete" and len(d):
+            a = int(rng.integers(len(d)))
+            del d[a : a + int(rng.integers(1, 3 * RECORD_SIZE))]
+        elif kind == "insert":
+            a = int(rng.integers(len(d) + 1))
+            d[a:a] = rng.integers(0, 256, int(rng.integers(1, 2 * RECORD_SIZE)), dtype=np.uint8).tobytes()
+        elif kind == "header":
+            d[: int(rng.integers(1, CHUNK_HEADER_SIZE))] = b"\x00" * int(rng.integers(1, CHUNK_HEADER_SIZE))
+        elif kind == "swap":
+            other = chunks[int(rng.integers(len(chunks)))]
+            if other in files:
+                files[name], files[other] = files[other], files[name]
+                continue
+        elif kind == "unlink":
+            del files[name]
+            continue
+        elif kind == "meta":
+            if rng.random() < 0.5:
+                files.pop("take.json", None)
+            else:
+                files["take.json"] = b"{garbled"
+            continue
+        files[name] = bytes(d)
+    return files
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fuzzed_takes_lose_no_intact_record(tmp_path, seed):
+    """250 random corruptions per seed (1,000 in all) of a 100-frame, 4-chunk take: every record whose
+    349 bytes survive anywhere in a chunk file is recovered, in recording order, and what is reported
+    lost is exactly what is missing."""
+    states = synthetic_states(100, seed=seed)
+    src = record(tmp_path / "src", states, chunk_frames=30)
+    original = {p.name: p.read_bytes() for p in src.iterdir()}
+    body = b"".join(original[f"frames-{i:03d}.bin"][CHUNK_HEADER_SIZE:] for i in range(4))
+    recs = [body[i * RECORD_SIZE : (i + 1) * RECORD_SIZE] for i in range(100)]
+    rng = np.random.default_rng(seed)
+    for trial in range(250):
+        files = _corrupt(original, rng)
+        d = tmp_path / f"t{trial}"
+        d.mkdir()
+        for name, data in files.items():
+            (d / name).write_bytes(data)
+        blob = b"|".join(v for k, v in files.items() if k.startswith("frames-"))
+        intact = [i for i, r in enumerate(recs) if r in blob]
+        if not any(k.startswith("frames-") for k in files) and "take.json" not in files:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TakeRecoveryWarning)
+            try:
+                take = load_take(d)
+            except (FileNotFoundError, ValueError) as e:  # nothing left to recover: a clear error
+                assert not intact, (trial, e)
+                continue
+        got = list(take.indices - 7)  # synthetic_states index = i + 7
+        assert set(intact) <= set(got), (trial, sorted(set(intact) - set(got)))
+        assert got == sorted(got), trial  # recording order
+        s = take.summary()
+        if s["recorded"] is not None and s["recorded"] <= 100:
+            assert s["lost"] == s["recorded"] - len(take), trial
+        assert s["complete"] is (
+            len(take) == 100 and "take.json" in files and files["take.json"] == original["take.json"]
+        ), trial
+
+
+def test_take_repair_writes_a_clean_copy_and_names_the_lost_frames(tmp_path, capsys):
+    from facecap.cli import main
+
+    states = synthetic_states(100)
+    p = record(tmp_path / "t", states, chunk_frames=30)
+    f = p / "frames-001.bin"
+    data = bytearray(f.read_bytes())
+    for k in (5, 6, 20):  # records 35, 36 and 50 of the take
+        data[CHUNK_HEADER_SIZE + k * RECORD_SIZE + 9] ^= 0x10
+    f.write_bytes(bytes(data))
+    (p / "frames-003.bin").unlink()  # frames 90-99
+    before = {q.name: q.read_bytes() for q in p.iterdir()}
+    assert main(["take", "repair", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "recovered   87 frames" in out and "lost        13 frames: 35-36, 50, 90-99" in out, out
+    assert {q.name: q.read_bytes() for q in p.iterdir()} == before  # the damaged take is untouched
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TakeRecoveryWarning)  # the copy is clean
+        fixed = load_take(tmp_path / "t-repaired")
+    keep = [s for i, s in enumerate(states) if i not in (35, 36, 50) and i < 90]
+    assert_take_equals_states(fixed, keep)
+    assert fixed.summary()["complete"] is True
+    assert fixed.meta["repaired"]["lost_ranges"] == [[35, 36], [50, 50], [90, 99]]
+    # the copy's folder must be new
+    assert main(["take", "repair", str(p)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["take", "repair", str(p), "--out", str(p)]) == 2
+
+
+def test_take_info_says_recorded_recovered_and_lost(tmp_path, capsys):
+    from facecap.cli import main
+
+    p = record(tmp_path / "t", synthetic_states(100), chunk_frames=30)
+    (p / "frames-003.bin").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TakeRecoveryWarning)
+        assert main(["take", "info", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "recovered   90 of 100 recorded; lost 10: frames 90-99" in out and "complete    False" in out, out
+
+
+def test_recovery_warnings_on_the_command_line_are_one_plain_line(tmp_path, capsys):
+    from facecap.cli import main
+
+    p = record(tmp_path / "t", synthetic_states(100), chunk_frames=30)
+    (p / "frames-001.bin").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["take", "info", str(p)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("facecap: warning: take "), err
+    assert "lost frames 30-59" in err[0]

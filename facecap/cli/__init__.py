@@ -11,8 +11,14 @@ The library (``facecap.*``) prints nothing; everything a user reads on the termi
 from __future__ import annotations
 
 import sys
+import warnings
 
 from .parser import build_parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings on the command line as one plain line (no source file and line of code)."""
+    print(f"facecap: warning: {message}", file=file or sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # restored on exit: "facecap: warning: ..." lines
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

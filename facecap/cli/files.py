@@ -62,14 +62,42 @@ def cmd_take_info(args: argparse.Namespace) -> int:
         return 0
     print(f"take        {args.take}")
     print(f"frames      {s['frames']} at {s['fps']:g} fps, {s['duration_s']:.2f} s")
+    if s["lost"] or s["recorded"] != s["frames"]:
+        from ..take.recover import format_ranges
+
+        lost = format_ranges([(a, b + 1) for a, b in s["lost_ranges"]])
+        print(f"recovered   {s['frames']} of {s['recorded']} recorded; lost {s['lost']}: frames {lost}")
+    for problem in (m.get("recovery") or {}).get("problems", []):
+        print(f"damage      {problem}")
     print(f"timecode    {s['timecode_in']} -> {s['timecode_out']}")
     print(f"tracked     {s['tracked_frames']} frames ({s['tracked_percent']:.1f} %)")
     print(f"complete    {s['complete']}" + (f"  ({m['error']})" if m.get("error") else ""))
     for key in ("rig", "camera", "calibration", "start_time", "raw_rgbd", "source", "user"):
         if m.get(key) not in (None, {}, ""):
             print(f"{key:<11} {json.dumps(m[key]) if isinstance(m[key], (dict, list)) else m[key]}")
-    if m.get("versions"):
+    if isinstance(m.get("versions"), dict):
         print("versions    " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v))
+    return 0
+
+
+def cmd_take_repair(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..take.recover import format_ranges
+    from ..take.repair import repair_take
+
+    src = Path(args.take)
+    out = Path(args.out) if args.out else src.with_name(src.name + "-repaired")
+    r = repair_take(src, out)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    for problem in r["problems"]:
+        print(f"damage      {problem}")
+    print(f"recorded    {r['recorded']} frames")
+    print(f"recovered   {r['recovered']} frames -> {r['out']}")
+    lost = format_ranges([(a, b + 1) for a, b in r["lost_ranges"]], limit=50)
+    print(f"lost        {r['lost']} frames" + (f": {lost}" if r["lost"] else ""))
     return 0
 
 

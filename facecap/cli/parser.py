@@ -126,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     ti.add_argument("take", help="take folder, or a Live Link Face .csv")
     ti.add_argument("--json", action="store_true", help="machine-readable output")
     ti.set_defaults(func=files.cmd_take_info)
+    tr = tk_sub.add_parser(
+        "repair", help="write the intact frames of a damaged take to a clean copy and say what was lost",
+        description="Reads every intact frame of TAKE (damaged records, chunks and take.json are skipped "
+        "or rebuilt, never the frames after them), writes them to a new take folder and prints the "
+        "recorded / recovered / lost counts and the lost frame ranges. TAKE itself is not changed.",
+    )  # fmt: skip
+    tr.add_argument("take", help="take folder")
+    tr.add_argument("--out", help="new take folder (default: TAKE-repaired)")
+    tr.add_argument("--json", action="store_true", help="machine-readable report")
+    tr.set_defaults(func=files.cmd_take_repair)
 
     syn = sub.add_parser(
         "synth", help="render a synthetic actor into a RealSense recording (.db3) with ground truth",

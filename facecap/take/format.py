@@ -11,7 +11,7 @@ then records of :data:`RECORD_DTYPE` (349 bytes, packed)::
 
 ``take.json`` holds ``"format": "facecap-take"``, ``"version": 1``, ``"fps"`` and what
 :class:`facecap.take.TakeRecorder` knows (timecode, rig, camera, :func:`record_layout`...);
-:func:`read_meta` validates it.
+:func:`read_meta` reads and checks it; :mod:`facecap.take.recover` finds the records.
 """
 
 from __future__ import annotations
@@ -107,11 +107,45 @@ def record_layout(chunk_frames: int) -> dict:
 
 
 # ----------------------------------------------------------------------------------------- reading
-def read_meta(path: Path) -> dict:
-    """The validated ``take.json`` of take directory ``path``.
+MAX_FPS = 1000.0
 
-    Raises ``FileNotFoundError`` (no directory, no ``take.json``) or ``ValueError`` (not take metadata,
-    unsupported version or record layout) saying how to fix it.
+# take.json fields a reader relies on: name -> (check, what it must be). A field that fails is dropped
+# and reported (the frames do not depend on it), except "version" (checked before) and "fps" (estimated
+# from the frames' timestamps when it is missing or wrong).
+_FIELDS = {
+    "fps": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= MAX_FPS
+            and v == v, f"a number in (0, {MAX_FPS:g}]"),
+    "frames": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a count >= 0"),
+    "chunks": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a count >= 0"),
+    "complete": (lambda v: isinstance(v, bool), "true or false"),
+    "start_timecode": (lambda v: v is None or isinstance(v, str), "a string HH:MM:SS:FF"),
+    "versions": (lambda v: isinstance(v, dict), "an object {package: version}"),
+    "record": (lambda v: isinstance(v, dict), "an object describing the record layout"),
+    "rig": (lambda v: v is None or isinstance(v, str), "a string"),
+    "error": (lambda v: v is None or isinstance(v, str), "a string"),
+}  # fmt: skip
+
+
+class TakeMetaError(ValueError):
+    """``take.json`` is missing, unreadable or not take metadata: the chunks can rebuild it."""
+
+
+def read_meta(path: Path) -> tuple[dict, list[str]]:
+    """The ``take.json`` of take directory ``path``, with fields of the wrong type or range dropped.
+
+    Returns
+    -------
+    (meta, problems): the metadata and one sentence per dropped field.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such directory.
+    TakeMetaError
+        No ``take.json``, or it is not valid JSON or not take metadata (the frames can still be
+        recovered from the chunks: :func:`facecap.take.load_take` does).
+    ValueError
+        The path is a file, or ``take.json`` is of an unsupported version or record layout.
     """
     mp = path / META_FILE
     if not path.exists():
@@ -119,63 +153,30 @@ def read_meta(path: Path) -> dict:
     if not path.is_dir():
         raise ValueError(f"{path} is a file, not a take directory (a take is a folder holding {META_FILE})")
     if not mp.is_file():
-        raise FileNotFoundError(
-            f"{path} is not a facecap take: {META_FILE} is missing "
-            "(TakeRecorder writes it first; was the folder copied incompletely?)"
-        )
+        raise TakeMetaError(f"{META_FILE} is missing")
     try:
-        meta = json.loads(mp.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(
-            f"{mp} is not valid JSON ({e}); restore it from a backup or rewrite it with at least "
-            f'{{"format": "{FORMAT_NAME}", "version": 1, "fps": ...}}'
-        ) from e
+        meta = json.loads(mp.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise TakeMetaError(f"{META_FILE} is not valid JSON ({e})") from e
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ValueError(f'{mp} does not describe a facecap take (expected "format": "{FORMAT_NAME}")')
+        raise TakeMetaError(f'{META_FILE} does not describe a facecap take (no "format": "{FORMAT_NAME}")')
     if meta.get("version") != FORMAT_VERSION:
         raise ValueError(
             f"{mp}: take format version {meta.get('version')!r} is not supported by this facecap "
             f"(reads version {FORMAT_VERSION}); upgrade facecap"
         )
-    fps = meta.get("fps")
-    if not isinstance(fps, (int, float)) or not fps > 0:
-        raise ValueError(f'{mp}: "fps" must be a positive number, got {fps!r}')
+    problems = []
+    for key, (ok, what) in _FIELDS.items():
+        if key in meta and not ok(meta[key]):
+            problems.append(f"{META_FILE}: {key!r} must be {what}, got {json.dumps(meta[key])[:40]}; ignored")
+            del meta[key]
     rec = meta.get("record", {})
-    if not isinstance(rec, dict):
-        raise ValueError(
-            f'{mp}: "record" must be an object describing the record layout, got {type(rec).__name__}; '
-            "remove it (the version-1 layout is then assumed) or restore take.json from a backup"
-        )
     if rec.get("size", RECORD_SIZE) != RECORD_SIZE:
         raise ValueError(
             f"{mp}: records of {rec.get('size')} bytes are not the {RECORD_SIZE}-byte version-1 layout"
         )
-    return meta
-
-
-def read_chunk(p: Path, chunk: int) -> tuple[np.ndarray, str | None]:
-    """Intact records of chunk file ``p`` (number ``chunk``) and, if it is damaged, a sentence saying where.
-
-    Returns the records before the first damaged or truncated one, as a :data:`RECORD_DTYPE` array.
-    """
-    data = p.read_bytes()
-    head = data[:CHUNK_HEADER_SIZE]
-    if len(head) < CHUNK_HEADER_SIZE:
-        return np.zeros(0, RECORD_DTYPE), f"{p.name} is shorter than its {CHUNK_HEADER_SIZE}-byte header"
-    magic, version, hsize, rsize, num = CHUNK_HEADER.unpack_from(head)
-    (crc,) = struct.unpack_from("<I", head, CHUNK_HEADER.size)
-    if magic != CHUNK_MAGIC or crc != zlib.crc32(head[: CHUNK_HEADER.size]):
-        return np.zeros(0, RECORD_DTYPE), f"{p.name} has a damaged header"
-    if version != FORMAT_VERSION or hsize != CHUNK_HEADER_SIZE or rsize != RECORD_SIZE or num != chunk:
-        return np.zeros(0, RECORD_DTYPE), f"{p.name} header does not match (version {version}, chunk {num})"
-    body = memoryview(data)[CHUNK_HEADER_SIZE:]
-    n = len(body) // RECORD_SIZE
-    recs = np.frombuffer(body, dtype=RECORD_DTYPE, count=n)
-    crcs = recs["crc"]
-    for i in range(n):
-        off = i * RECORD_SIZE
-        if zlib.crc32(body[off : off + RECORD_SIZE - 4]) != crcs[i]:
-            return recs[:i], f"record {i} of {p.name} is damaged (CRC mismatch)"
-    if len(body) % RECORD_SIZE:
-        return recs, f"{p.name} ends in a truncated record ({len(body) % RECORD_SIZE} of {RECORD_SIZE} bytes)"
-    return recs, None
+    cf = rec.get("chunk_frames")
+    if cf is not None and not (isinstance(cf, int) and not isinstance(cf, bool) and cf >= 1):
+        problems.append(f"{META_FILE}: record.chunk_frames must be a count >= 1, got {cf!r}; ignored")
+        rec.pop("chunk_frames")
+    return meta, problems

@@ -108,15 +108,22 @@ class Take:
     def summary(self) -> dict:
         """Facts for ``facecap take info``."""
         n = len(self)
+        rec = self.meta.get("recovery") or {}
+        complete = self.meta.get("complete")
+        if rec:  # complete only when nothing is missing and take.json was the recorder's own
+            complete = bool(complete) and rec.get("lost") == 0 and not rec.get("meta_rebuilt")
         return {
             "frames": n,
+            "recorded": rec.get("recorded", n),
+            "lost": rec.get("lost", 0),
+            "lost_ranges": rec.get("lost_ranges", []),
             "fps": self.fps,
             "duration_s": round(self.duration, 3),
             "timecode_in": self.timecodes[0] if n else None,
             "timecode_out": self.timecodes[-1] if n else None,
             "tracked_frames": int(self.tracked.sum()),
             "tracked_percent": round(100.0 * float(self.tracked.mean()), 1) if n else 0.0,
-            "complete": self.meta.get("complete"),
+            "complete": complete,
             "rig": self.meta.get("rig"),
         }
 

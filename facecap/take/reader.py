@@ -1,7 +1,10 @@
 """Reading a take back: :func:`load_take`, which recovers every intact frame of a damaged or unclosed take.
 
-Chunks are read in order up to the first damaged or truncated record, or missing chunk; what was
-recovered is said in a :class:`TakeRecoveryWarning`. :func:`as_take` also accepts a Live Link ``.csv``.
+Every chunk file is scanned record by record (:mod:`facecap.take.recover`): a damaged record is skipped and
+counted, never the frames after it; chunks are ordered by their own headers; a missing or broken
+``take.json`` is rebuilt from the chunks. What was read is compared with what ``take.json`` recorded, and
+anything missing is said in a :class:`TakeRecoveryWarning` (frame ranges) and in
+``take.meta["recovery"]``. :func:`as_take` also accepts a Live Link ``.csv``.
 """
 
 from __future__ import annotations
@@ -12,57 +15,100 @@ from pathlib import Path
 import numpy as np
 
 from ..timecode import timecodes_from_timestamps
-from .format import RECORD_DTYPE, chunk_name, read_chunk, read_meta
+from .format import FORMAT_NAME, FORMAT_VERSION, MAX_FPS, TakeMetaError, read_meta
 from .model import Take
+from .recover import CHUNK_GLOB, TakeScan, format_ranges, scan_take
+
+COMMON_FPS = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 90.0, 100.0, 120.0)
 
 
 class TakeRecoveryWarning(UserWarning):
-    """A take was read only partly (damaged or truncated chunk) or was never closed."""
+    """A take was read only partly (damaged, truncated or missing chunks or records), was never closed,
+    or its ``take.json`` had to be rebuilt."""
+
+
+def estimate_fps(timestamps: np.ndarray) -> float | None:
+    """Frame rate from frame timestamps (seconds): the median step, snapped to a common rate within 1 %."""
+    d = np.diff(np.asarray(timestamps, np.float64))
+    d = d[np.isfinite(d) & (d > 0)]
+    if not len(d):
+        return None
+    fps = 1.0 / float(np.median(d))
+    near = min(COMMON_FPS, key=lambda r: abs(r - fps))
+    fps = near if abs(near - fps) <= 0.01 * near else fps
+    return fps if 0 < fps <= MAX_FPS else None
+
+
+def recovery_summary(scan: TakeScan, meta_rebuilt: bool) -> dict:
+    """The ``meta["recovery"]`` entry: recorded / recovered / lost frames and what was damaged."""
+    return {
+        "recorded": scan.expected,
+        "recovered": int(len(scan.records)),
+        "lost": scan.lost_frames,
+        "lost_ranges": [[a, b - 1] for a, b in scan.lost],
+        "problems": list(scan.problems),
+        "meta_rebuilt": bool(meta_rebuilt),
+    }
 
 
 def load_take(path: str | Path) -> Take:
-    """Read a take directory written by :class:`facecap.take.TakeRecorder`.
+    """Read a take directory written by :class:`facecap.take.TakeRecorder`, recovering what is intact.
 
-    All chunks are read in order; reading stops at the first damaged or truncated record (or missing
-    chunk) with a :class:`TakeRecoveryWarning` saying how many frames were recovered. A take that was
-    never closed (crash, SIGKILL) loads the same way and warns once.
+    Every intact record of every chunk is read (see the module docstring). A take that lost frames, was
+    never closed (crash, SIGKILL) or had to rebuild its ``take.json`` loads with one
+    :class:`TakeRecoveryWarning` that says so; ``take.meta["recovery"]`` holds the counts and the lost
+    frame ranges (frame numbers from 0 in recording order), and ``take.summary()["complete"]`` is true
+    only when nothing is missing.
 
     Raises
     ------
     FileNotFoundError
-        No such directory, or it has no ``take.json``.
+        No such directory, or it holds neither ``take.json`` nor chunk files.
     ValueError
-        ``take.json`` is not valid take metadata.
+        A file instead of a folder, ``take.json`` of an unsupported version, or nothing recoverable
+        from a broken ``take.json``.
     """
     path = Path(path)
-    meta = read_meta(path)
-    fps = float(meta["fps"])
-    parts: list[np.ndarray] = []
-    problem = None
-    chunk_files = sorted(path.glob("frames-*.bin"))
-    i = 0
-    while True:
-        p = path / chunk_name(i)
-        if not p.is_file():
-            later = [q.name for q in chunk_files if q.name > p.name]
-            if later:
-                problem = f"{p.name} is missing (later chunks {', '.join(later)} ignored)"
-            break
-        recs, problem = read_chunk(p, i)
-        parts.append(recs)
-        if problem is not None:
-            later = [q.name for q in chunk_files if q.name > p.name]
-            if later:
-                problem += f"; later chunks {', '.join(later)} ignored"
-            break
-        i += 1
-    recs = np.concatenate(parts) if parts else np.zeros(0, RECORD_DTYPE)
+    rebuilt = None
+    try:
+        meta, problems = read_meta(path)
+    except TakeMetaError as e:
+        if not any(path.glob(CHUNK_GLOB)):
+            if not (path / "take.json").exists():
+                raise FileNotFoundError(
+                    f"{path} is not a facecap take: take.json is missing and there are no frames-*.bin "
+                    "chunks (was the folder copied incompletely?)"
+                ) from e
+            raise ValueError(f"{path}: {e} and there are no frames-*.bin chunks to rebuild it from") from e
+        rebuilt, problems = str(e), []
+        meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": False}
+    rec = meta.get("record") or {}
+    recorded = meta.get("frames") if "frames" in meta else None
+    scan = scan_take(path, rec.get("chunk_frames"), recorded)
+    recs = scan.records
     n = len(recs)
-    expected = meta.get("frames")
-    if problem is not None:
-        also = f" of {expected}" if isinstance(expected, int) else ""
+    ts = recs["timestamp"].astype(np.float64)
+    if "fps" not in meta:
+        fps = estimate_fps(ts)
+        if fps is None:
+            raise ValueError(
+                f"take {path}: take.json gives no usable fps and the {n} recovered frames cannot tell it; "
+                'add "fps": <rate> to take.json'
+            )
+        meta["fps"] = fps
+        problems.append(f"fps {fps:g} estimated from the frame timestamps")
+    if rebuilt is not None:
+        meta["frames_recovered_from_chunks"] = n
+        problems.insert(0, f"{rebuilt}; rebuilt from the chunks")
+    fps = float(meta["fps"])
+    meta["recovery"] = recovery_summary(scan, rebuilt is not None)
+    meta["recovery"]["problems"] = problems + meta["recovery"]["problems"]
+    if meta["recovery"]["problems"] or scan.lost:
+        lost = f"; lost frames {format_ranges(scan.lost)}" if scan.lost else ""
+        total = f" of {scan.expected}" if scan.expected is not None else ""
         warnings.warn(
-            f"take {path}: {problem}; recovered {n}{also} frames ({n / fps:.2f} s) before it",
+            f"take {path}: {'; '.join(meta['recovery']['problems'])}; recovered {n}{total} frames "
+            f"({n / fps:.2f} s){lost}",
             TakeRecoveryWarning,
             stacklevel=2,
         )
@@ -73,10 +119,15 @@ def load_take(path: str | Path) -> Take:
             TakeRecoveryWarning,
             stacklevel=2,
         )
-    ts = recs["timestamp"].astype(np.float64)
+    start = meta.get("start_timecode") or "00:00:00:00"
+    try:
+        timecodes = timecodes_from_timestamps(start, ts, fps)
+    except ValueError:
+        meta["recovery"]["problems"].append(f"start_timecode {start!r} is not HH:MM:SS:FF; 00:00:00:00 used")
+        timecodes = timecodes_from_timestamps("00:00:00:00", ts, fps)
     return Take(
         fps=fps,
-        timecodes=timecodes_from_timestamps(meta.get("start_timecode") or "00:00:00:00", ts, fps),
+        timecodes=timecodes,
         timestamps=ts,
         weights=recs["weights"].astype(np.float32),
         rotations=recs["rotation"].astype(np.float64),

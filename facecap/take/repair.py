@@ -1,0 +1,93 @@
+"""``facecap take repair``: a clean copy of a damaged take, and exactly what was lost.
+
+:func:`repair_take` loads every intact frame (:func:`facecap.take.load_take`), writes them to a new take
+folder in the current format (fresh chunks, CRCs, ``take.json`` with ``"complete": true`` and a
+``"repaired"`` entry naming the source and the lost frame ranges) and leaves the damaged take untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import warnings
+from pathlib import Path
+
+from .format import META_FILE, chunk_header, chunk_name, pack_record, record_layout
+from .reader import TakeRecoveryWarning, load_take
+from .recorder import _fsync_dir, _write_all, _write_json_atomic, check_new_take_dir
+
+
+def repair_take(path: str | Path, out: str | Path, *, chunk_frames: int | None = None) -> dict:
+    """Write the intact frames of take ``path`` to a new take ``out``.
+
+    Parameters
+    ----------
+    path : damaged (or healthy) take folder
+    out : new take folder; must not exist or be empty
+    chunk_frames : frames per chunk of the copy (default: the source's, else 9000)
+
+    Returns
+    -------
+    dict: ``recorded``, ``recovered``, ``lost``, ``lost_ranges`` ([first, last] frame numbers from 0),
+    ``problems`` (what was damaged), ``out``.
+
+    Raises
+    ------
+    FileExistsError
+        ``out`` exists and is not empty.
+    FileNotFoundError, ValueError
+        ``path`` holds nothing recoverable (see :func:`facecap.take.load_take`).
+    """
+    path, out = Path(path), Path(out)
+    if path.resolve() == out.resolve():
+        raise ValueError("the repaired copy needs its own folder: --out must differ from the take")
+    check_new_take_dir(out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TakeRecoveryWarning)
+        take = load_take(path)
+    meta = dict(take.meta)
+    rec = meta.pop("recovery", {})
+    meta.pop("frames_recovered_from_chunks", None)
+    cf = int(chunk_frames or (meta.get("record") or {}).get("chunk_frames") or 9000)
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(take)
+    for c in range(max(1, -(-n // cf))):
+        fd = os.open(
+            out / chunk_name(c), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644
+        )
+        try:
+            body = b"".join(pack_record(take.state(i)) for i in range(c * cf, min(n, (c + 1) * cf)))
+            _write_all(fd, chunk_header(c) + body)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _fsync_dir(out)
+    report = {
+        "recorded": rec.get("recorded", n),
+        "recovered": n,
+        "lost": rec.get("lost", 0),
+        "lost_ranges": rec.get("lost_ranges", []),
+        "problems": rec.get("problems", []),
+    }
+    meta.update(
+        fps=take.fps,
+        frames=n,
+        chunks=max(1, -(-n // cf)),
+        tracked_frames=int(take.tracked.sum()),
+        duration_s=take.duration,
+        record=record_layout(cf),
+        complete=True,
+        repaired={
+            "from": str(path.resolve()),
+            "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            **report,
+        },  # fmt: skip
+    )
+    if take.timecodes:
+        meta["start_timecode"] = take.timecodes[0]
+    meta.pop("error", None)
+    _write_json_atomic(out / META_FILE, meta)
+    return report | {"out": str(out)}
+
+
+__all__ = ["repair_take"]
