@@ -326,7 +326,7 @@ def read_csv(path: str | os.PathLike, timecode_fps: int | None = None, errors: s
                 continue
             raise ValueError(
                 f"{path}, line {lineno}: malformed row ({e}); the file may be truncated or edited -- "
-                "read_csv(..., errors='skip') drops such rows"
+                "pass --skip-bad-rows (read_csv(..., errors='skip') in Python) to drop such rows"
             ) from None
         tcs.append(tc)
         vals.append(row)

@@ -722,3 +722,52 @@ def test_recovery_warnings_on_the_command_line_are_one_plain_line(tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("facecap: warning: take "), err
     assert "lost frames 30-59" in err[0]
+
+
+def test_bad_values_are_refused_at_record_time_not_at_export(tmp_path):
+    from dataclasses import replace
+
+    good = synthetic_states(3)
+    w_nan = good[0].weights.copy()
+    w_nan[4] = np.nan
+    with TakeRecorder(tmp_path / "t", fps=60) as rec:
+        for bad, what in ((replace(good[0], weights=w_nan), "NaN or inf in weights"),
+                          (replace(good[0], weights=np.full(52, 7.0, np.float32)), r"in \[0, 1\]"),
+                          (replace(good[0], rotation=np.full((3, 3), np.inf)), "NaN or inf in rotation"),
+                          (replace(good[0], rotation=2 * np.eye(3)), "not a rotation"),
+                          (replace(good[0], timestamp=float("nan")), "timestamp")):  # fmt: skip
+            with pytest.raises(ValueError, match=what):
+                rec.write(bad)
+        with pytest.raises(TypeError, match="FaceState frames, got dict"):
+            rec.write({"weights": np.zeros(52)})
+        # a lost frame carries no measurement: its NaNs are stored as the neutral face
+        rec.write(replace(good[1], tracked=False, weights=w_nan, translation=np.full(3, np.nan)))
+        rec.write(good[2])
+    take = load_take(tmp_path / "t")
+    assert len(take) == 2 and not take.tracked[0] and take.tracked[1]
+    assert (take.weights[0] == 0).all() and (take.translations[0] == 0).all()
+    assert np.isfinite(take.rotations).all()
+    from facecap.export import export_take
+
+    for fmt, suffix in (("livelink-csv", "csv"), ("glb", "glb"), ("usda", "usda"), ("jsonl", "jsonl")):
+        assert export_take(take, tmp_path / f"out.{suffix}", fmt).is_file()
+
+
+def test_a_live_link_csv_with_a_bad_row_is_usable_from_the_command_line(tmp_path, capsys):
+    from conftest import shared_path
+
+    from facecap.cli import main
+
+    src = shared_path("arkit_blendshape_takes", "livelinkface_alexdjulin_S07-001.csv")
+    lines = src.read_text().splitlines(keepends=True)
+    lines[30] = lines[30][: len(lines[30]) // 2] + "\n"  # a row cut in half (line 31)
+    bad = tmp_path / "cut.csv"
+    bad.write_text("".join(lines))
+    assert main(["take", "info", str(bad)]) == 2
+    assert "line 31: malformed row" in capsys.readouterr().err
+    assert main(["take", "info", str(bad), "--skip-bad-rows"]) == 0
+    out = capsys.readouterr()
+    assert "skipped 1 malformed row(s), line(s) 31" in out.err and "complete    False" in out.out
+    assert main(["export", str(bad), "--skip-bad-rows", "--out", str(tmp_path / "x.jsonl")]) == 0
+    out_lines = (tmp_path / "x.jsonl").read_text().splitlines()
+    assert json.loads(out_lines[0])["n_frames"] == len(out_lines) - 1 == len(lines) - 2  # CSV header, bad row

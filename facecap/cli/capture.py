@@ -57,12 +57,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from ..pipeline import Outputs, run
     from ..progress import StatusLine
     from ..sinks import open_sinks
-    from ..take import as_take
+    from .files import load_take_arg
     from .outputs import format_outputs
 
     if not args.speed > 0:
         raise ValueError(f"--speed must be > 0, got {args.speed}")
-    take = as_take(args.take)
+    take = load_take_arg(args)
     if not len(take):
         raise ValueError(f"take {args.take} has no frames")
     ts = take.timestamps - take.timestamps[0]

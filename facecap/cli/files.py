@@ -37,24 +37,37 @@ def cmd_rig_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_take_arg(args: argparse.Namespace):
+    """``args.take`` loaded (``--skip-bad-rows`` for a Live Link CSV); skipped rows are reported."""
+    from ..take import as_take
+
+    take = as_take(args.take, skip_bad_rows=getattr(args, "skip_bad_rows", False))
+    lines = take.meta.get("skipped_lines") or []
+    if lines:
+        shown = ", ".join(map(str, lines[:10])) + (
+            f" ... ({len(lines) - 10} more)" if len(lines) > 10 else ""
+        )
+        print(f"facecap: warning: {args.take}: skipped {len(lines)} malformed row(s), line(s) {shown}",
+              file=sys.stderr)  # fmt: skip
+    return take
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from ..export import default_out_path, export_take, infer_format
-    from ..take import as_take
 
     if args.format is None and args.out is None:
         raise ValueError("give --format (e.g. --format glb) or an --out path whose suffix names the format")
     fmt = args.format or infer_format(args.out)
     out = args.out or default_out_path(args.take, fmt)
-    take = as_take(args.take)
+    take = load_take_arg(args)
     path = export_take(take, out, fmt, rig=args.rig, progress=True)
     print(f"wrote {path} ({fmt}, {len(take)} frames at {take.fps:g} fps)")
     return 0
 
 
 def cmd_take_info(args: argparse.Namespace) -> int:
-    from ..take import as_take
 
-    take = as_take(args.take)
+    take = load_take_arg(args)
     s = take.summary()
     m = take.meta
     if args.json:
@@ -136,9 +149,8 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..retarget import apply_to_gltf, load_mapping
-    from ..take import as_take
 
-    take = as_take(args.take)
+    take = load_take_arg(args)
     mapping = load_mapping(args.mapping, mirror=True if args.mirror else None)
     weights = np.nan_to_num(take.weights, nan=0.0)  # face-lost frames: neutral
     out = apply_to_gltf(args.puppet, mapping, weights, take.fps, args.out)

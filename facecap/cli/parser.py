@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("take", help="take folder written by facecap, or a Live Link Face .csv")
     ex.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="Live Link CSV: drop malformed rows (a cut or edited file) and say which, instead of stopping",
+    )
+    ex.add_argument(
         "--format",
         choices=["livelink-csv", "gltf", "glb", "usd", "usda", "usdc", "csv", "json", "jsonl"],
         help="output format; default: from the --out suffix",
@@ -124,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     tk_sub = tk.add_subparsers(dest="take_command", metavar="TAKE_COMMAND", required=True)
     ti = tk_sub.add_parser("info", help="frames, duration, timecode in/out, tracked %%, metadata")
     ti.add_argument("take", help="take folder, or a Live Link Face .csv")
+    ti.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="Live Link CSV: drop malformed rows (a cut or edited file) and say which, instead of stopping",
+    )
     ti.add_argument("--json", action="store_true", help="machine-readable output")
     ti.set_defaults(func=files.cmd_take_info)
     tr = tk_sub.add_parser(
@@ -175,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     stm.add_argument("take", help="take folder written by facecap, or a Live Link Face .csv")
+    stm.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="Live Link CSV: drop malformed rows (a cut or edited file) and say which, instead of stopping",
+    )
     stm.add_argument("--to", action="append", required=True, metavar="URL", help="receiver URL (repeatable)")
     stm.add_argument("--loop", action="store_true", help="start over at the end until Ctrl-C")
     stm.add_argument("--speed", type=float, default=1.0, help="playback speed factor (default 1)")
@@ -191,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rt.add_argument("take", help="take folder written by facecap, or a Live Link Face .csv")
+    rt.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="Live Link CSV: drop malformed rows (a cut or edited file) and say which, instead of stopping",
+    )
     rt.add_argument("puppet", help="glTF/GLB puppet with named morph targets (mesh.extras.targetNames)")
     rt.add_argument("--mapping", default="arkit", help="mapping .json or built-in name (default: arkit)")
     rt.add_argument("--mirror", action="store_true", help="swap left/right (puppet mirrors the performer)")

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..arkit import ARKIT_NAMES, NUM_SHAPES
+from ..pose import FRONTAL
 from ..state import FaceState
 
 FORMAT_NAME = "facecap-take"
@@ -67,7 +68,22 @@ def chunk_header(chunk: int) -> bytes:
 
 
 def pack_record(state: FaceState) -> bytes:
-    """One :data:`RECORD_DTYPE` record (with its CRC) for ``state``; ``ValueError`` on wrong shapes."""
+    """One :data:`RECORD_DTYPE` record (with its CRC) for ``state``.
+
+    A tracked frame must hold finite values, weights in [0, 1] and a rotation matrix; an untracked frame
+    (the face was lost) carries no measurement, so non-finite values in it are stored as the neutral
+    face (zero weights and gaze, the frontal pose, zero translation) and the exporters never meet NaN.
+
+    Raises
+    ------
+    TypeError
+        ``state`` is not a :class:`~facecap.state.FaceState`.
+    ValueError
+        Wrong shapes, or a tracked frame with NaN/inf, weights outside [0, 1] or a non-rotation (nothing
+        is written).
+    """
+    if not isinstance(state, FaceState):
+        raise TypeError(f"a take records facecap.FaceState frames, got {type(state).__name__}")
     w = np.asarray(state.weights, dtype="<f4")
     r = np.asarray(state.rotation, dtype="<f8")
     t = np.asarray(state.translation, dtype="<f8")
@@ -80,6 +96,25 @@ def pack_record(state: FaceState) -> bytes:
         raise ValueError(f"state.translation must be (3,) metres, got shape {t.shape}")
     if g.shape != (2, 2):
         raise ValueError(f"state.gaze must be (2, 2) radians (eye x (yaw, pitch)), got shape {g.shape}")
+    if not np.isfinite(float(state.timestamp)):
+        raise ValueError(f"state.timestamp must be finite seconds, got {state.timestamp}")
+    arrays = {"weights": w, "rotation": r, "translation": t, "gaze": g}
+    bad = [k for k, a in arrays.items() if not np.isfinite(a).all()]
+    if state.tracked:
+        if bad:
+            raise ValueError(f"a tracked frame has NaN or inf in {', '.join(bad)} (frame {state.index})")
+        if w.min() < -1e-6 or w.max() > 1 + 1e-6:
+            raise ValueError(
+                f"a tracked frame's weights must lie in [0, 1], got {w.min():.3g}..{w.max():.3g} "
+                f"(frame {state.index})"
+            )
+        if np.abs(r @ r.T - np.eye(3)).max() > 1e-3 or np.linalg.det(r) < 0:
+            raise ValueError(f"state.rotation is not a rotation matrix (frame {state.index})")
+    elif bad:
+        neutral = {"weights": 0.0, "rotation": FRONTAL, "translation": 0.0, "gaze": 0.0}
+        for k in bad:
+            arrays[k] = np.broadcast_to(np.asarray(neutral[k], arrays[k].dtype), arrays[k].shape).copy()
+        w, r, t, g = (np.ascontiguousarray(arrays[k]) for k in ("weights", "rotation", "translation", "gaze"))
     head = _HEAD.pack(
         int(state.index),
         float(state.timestamp),

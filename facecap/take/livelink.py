@@ -18,7 +18,9 @@ from ..timecode import LIVELINK_TIMECODE_RATE, format_timecode, frame_offsets, p
 from .model import Take
 
 
-def take_from_livelink_csv(path: str | Path, *, fps: float | None = None) -> Take:
+def take_from_livelink_csv(
+    path: str | Path, *, fps: float | None = None, skip_bad_rows: bool = False
+) -> Take:
     """Import a Live Link Face CSV (iPhone ARKit) as a take.
 
     Head and eye angles are converted from Live Link's convention to facecap's
@@ -28,9 +30,16 @@ def take_from_livelink_csv(path: str | Path, *, fps: float | None = None) -> Tak
     in ``extra`` (``"head_euler"`` (N, 3), ``"eye_euler"`` (N, 2, 3), NaN on face-lost rows) so that
     ``export_take(take, "x.csv", "livelink-csv")`` writes the same columns and values. Face-lost
     rows (``Timecode,0``) become untracked frames with zero weights and a frontal pose. Timecodes
-    are kept verbatim; ``fps`` defaults to the capture rate the CSV reader infers.
+    are kept verbatim; ``fps`` defaults to the capture rate the CSV reader infers. ``skip_bad_rows``
+    drops malformed rows (a cut or edited file) instead of raising; their line numbers are in
+    ``meta["skipped_lines"]`` and ``meta["complete"]`` is then false.
     """
-    return take_from_livelink(read_csv(path), fps=fps, source=str(path))
+    ll = read_csv(path, errors="skip" if skip_bad_rows else "raise")
+    take = take_from_livelink(ll, fps=fps, source=str(path))
+    if ll.skipped_lines:
+        take.meta["skipped_lines"] = list(ll.skipped_lines)
+        take.meta["complete"] = False
+    return take
 
 
 def take_from_livelink(ll: LiveLinkTake, *, fps: float | None = None, source: str | None = None) -> Take:

@@ -141,13 +141,14 @@ def load_take(path: str | Path) -> Take:
     )
 
 
-def as_take(take: Take | str | Path) -> Take:
-    """A :class:`Take` as is, a take directory loaded, or a Live Link ``.csv`` imported."""
+def as_take(take: Take | str | Path, *, skip_bad_rows: bool = False) -> Take:
+    """A :class:`Take` as is, a take directory loaded, or a Live Link ``.csv`` imported (``skip_bad_rows``:
+    malformed CSV rows are dropped, see :func:`facecap.take.take_from_livelink_csv`)."""
     if isinstance(take, Take):
         return take
     p = Path(take)
     if p.is_file() and p.suffix.lower() == ".csv":
         from .livelink import take_from_livelink_csv
 
-        return take_from_livelink_csv(p)
+        return take_from_livelink_csv(p, skip_bad_rows=skip_bad_rows)
     return load_take(p)
