@@ -352,3 +352,23 @@ def test_apply_to_gltf_external_files_come_out_self_contained(tmp_path):
     m = load_mapping("vrm0")
     assert np.allclose(vals[:, 0], m.apply(w)[:, m.target_names.index("A")], atol=1e-7)
     assert np.allclose(vals[:, 4], 0.3)
+
+
+def test_a_truncated_or_inconsistent_puppet_is_refused_and_nothing_is_written(tmp_path):
+    """Cut anywhere in its binary chunk, or with an accessor pointing past its view, a puppet gives a
+    clear error and no output file (before: exit 0 and an animated copy with accessors past the buffer)."""
+    w = np.zeros((4, 52))
+    puppet = make_puppet(tmp_path / "p.glb")
+    data = puppet.read_bytes()
+    for frac in (0.5, 0.8, 0.95, 0.99):
+        cut = tmp_path / f"cut{frac}.glb"
+        cut.write_bytes(data[: int(len(data) * frac)])
+        with pytest.raises(ValueError, match="could not read glTF puppet"):
+            apply_to_gltf(cut, "vrm0", w, 30, tmp_path / "x.glb")
+        assert not (tmp_path / "x.glb").exists()
+    g = gl.GLTF2().load(str(puppet))
+    g.accessors[2].count = 40  # runs past its 36-byte view
+    g.save_binary(str(tmp_path / "bad.glb"))
+    with pytest.raises(ValueError, match="accessor 2: accessor data runs past"):
+        apply_to_gltf(tmp_path / "bad.glb", "vrm0", w, 30, tmp_path / "x.glb")
+    assert not (tmp_path / "x.glb").exists()

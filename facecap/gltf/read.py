@@ -110,6 +110,13 @@ def _view(g: gl.GLTF2, bufs: list[bytes], view: int, offset: int, count: int, dt
     ).copy()
 
 
+def check_accessors(g: gl.GLTF2, bufs: list[bytes], path: Path) -> None:
+    """Raise ``ValueError`` naming ``path`` unless every accessor's data lies inside its buffer (a file
+    cut short, or edited, can hold a complete buffer list whose accessors still point past the end)."""
+    for i in range(len(g.accessors or [])):
+        _accessor(g, bufs, i, f"{path}: accessor {i}")
+
+
 def _accessor(g: gl.GLTF2, bufs: list[bytes], index: int, where: str) -> np.ndarray:
     """Accessor ``index`` as a (count, ncomp) array (float for normalized integers), sparse applied."""
     try:

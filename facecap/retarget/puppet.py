@@ -55,6 +55,7 @@ def apply_to_gltf(
     import pygltflib as gl
 
     from ..gltf import GLTF_SUFFIXES, Writer, load_gltf, morph_target_names
+    from ..gltf.read import check_accessors
 
     if not isinstance(mapping, Mapping):
         mapping = load_mapping(mapping)
@@ -65,6 +66,7 @@ def apply_to_gltf(
         raise ValueError(f"out_path {out} is the puppet itself; write the animated copy to a new file")
     try:
         g, bufs = load_gltf(src)
+        check_accessors(g, bufs, src)  # a damaged puppet must not become a damaged copy
     except ValueError as e:
         raise ValueError(f"could not read glTF puppet: {e}") from None
 
