@@ -40,6 +40,18 @@ class Intrinsics:
         vals = (self.fx, self.fy, self.cx, self.cy)
         if not all(np.isfinite(v) for v in vals) or self.fx <= 0 or self.fy <= 0:
             raise ValueError(f"focal lengths must be finite and positive, got fx={self.fx}, fy={self.fy}")
+        size = max(self.width, self.height)
+        if not all(0.05 * size <= f <= 100.0 * size for f in (self.fx, self.fy)):
+            raise ValueError(
+                f"focal lengths fx={self.fx:g}, fy={self.fy:g} px are implausible for a {self.width}x"
+                f"{self.height} image (expected {0.05 * size:g}-{100 * size:g} px: a field of view between "
+                "about 1 and 170 degrees); are they in pixels?"
+            )
+        if not (-self.width <= self.cx <= 2 * self.width and -self.height <= self.cy <= 2 * self.height):
+            raise ValueError(
+                f"principal point ({self.cx:g}, {self.cy:g}) px lies far outside the {self.width}x"
+                f"{self.height} image"
+            )
 
     @property
     def K(self) -> np.ndarray:

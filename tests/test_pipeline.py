@@ -381,3 +381,13 @@ def test_run_reports_the_frames_the_source_dropped():
     assert "dropped 2 depth frames" in cli_outputs.format_summary(res, "played")
     res = run(list(frames), Tracker(), None, progress=False)
     assert res["dropped"] == 0 and "dropped" not in cli_outputs.format_summary(res, "played")
+
+
+def test_implausible_intrinsics_are_refused_where_they_enter():
+    with pytest.raises(ValueError, match="implausible"):
+        Intrinsics(640, 480, 1e-30, 1e-30, 319.5, 239.5)
+    with pytest.raises(ValueError, match="implausible"):
+        Intrinsics(640, 480, 1e9, 1e9, 319.5, 239.5)
+    with pytest.raises(ValueError, match="principal point"):
+        Intrinsics(640, 480, 600.0, 600.0, 1e6, 239.5)
+    assert Intrinsics(640, 480, 600.0, 600.0, 319.5, 239.5).fx == 600.0

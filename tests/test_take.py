@@ -771,3 +771,18 @@ def test_a_live_link_csv_with_a_bad_row_is_usable_from_the_command_line(tmp_path
     assert main(["export", str(bad), "--skip-bad-rows", "--out", str(tmp_path / "x.jsonl")]) == 0
     out_lines = (tmp_path / "x.jsonl").read_text().splitlines()
     assert json.loads(out_lines[0])["n_frames"] == len(out_lines) - 1 == len(lines) - 2  # CSV header, bad row
+
+
+def test_commands_that_write_a_file_do_not_overwrite_without_force(tmp_path, capsys):
+    from facecap.cli import main
+
+    p = record(tmp_path / "t", synthetic_states(5))
+    out = tmp_path / "x.jsonl"
+    out.write_text("precious")
+    assert main(["export", str(p), "--out", str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err and out.read_text() == "precious"
+    assert main(["export", str(p), "--out", str(out), "--force"]) == 0
+    assert out.read_text() != "precious"
+    png = tmp_path / "sheet.png"
+    png.write_text("precious")
+    assert main(["rig", "preview", str(png)]) == 2 and png.read_text() == "precious"

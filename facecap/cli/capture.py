@@ -37,7 +37,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_track(args: argparse.Namespace) -> int:
     from ..track import track_file
+    from .files import refuse_overwrite
 
+    refuse_overwrite(args.out, args)
     n = track_file(args.file, args.out, rig=args.rig, fmt=args.format, progress=True)
     if n["interrupted"]:  # the rows tracked so far are in the file
         print("interrupted", file=sys.stderr)

@@ -32,9 +32,18 @@ def cmd_rig_export(args: argparse.Namespace) -> int:
     from ..gltf import export_rig
 
     rig = load_rig(args.rig)
+    refuse_overwrite(args.out, args)
     path = export_rig(rig, args.out)
     print(f"wrote {path} ({len(rig.names)} morph targets, {rig.n_vertices} vertices)")
     return 0
+
+
+def refuse_overwrite(out, args: argparse.Namespace) -> None:
+    """``ValueError`` when ``out`` exists and ``--force`` was not given."""
+    from pathlib import Path
+
+    if Path(out).exists() and not getattr(args, "force", False):
+        raise ValueError(f"{out} exists; pass --force to replace it")
 
 
 def load_take_arg(args: argparse.Namespace):
@@ -59,6 +68,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ValueError("give --format (e.g. --format glb) or an --out path whose suffix names the format")
     fmt = args.format or infer_format(args.out)
     out = args.out or default_out_path(args.take, fmt)
+    refuse_overwrite(out, args)
     take = load_take_arg(args)
     path = export_take(take, out, fmt, rig=args.rig, progress=True)
     print(f"wrote {path} ({fmt}, {len(take)} frames at {take.fps:g} fps)")
@@ -140,6 +150,7 @@ def cmd_rig_preview(args: argparse.Namespace) -> int:
     from ..synth import rig_preview
 
     rig = load_rig(args.rig)
+    refuse_overwrite(args.out, args)
     img = rig_preview(rig, args.out, tile=args.tile, cols=args.cols)
     print(f"wrote {args.out} ({img.size[0]}x{img.size[1]}, neutral + 52 expressions of {rig.name})")
     return 0
@@ -153,6 +164,7 @@ def cmd_retarget(args: argparse.Namespace) -> int:
     take = load_take_arg(args)
     mapping = load_mapping(args.mapping, mirror=True if args.mirror else None)
     weights = np.nan_to_num(take.weights, nan=0.0)  # face-lost frames: neutral
+    refuse_overwrite(args.out, args)
     out = apply_to_gltf(args.puppet, mapping, weights, take.fps, args.out)
     print(f"wrote {out} ({len(take)} frames at {take.fps:g} fps through mapping {mapping.name!r})")
     return 0

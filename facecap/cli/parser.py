@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=files.cmd_rig_info)
     exp = rig_sub.add_parser("export", help="write the rig as glTF 2.0 (.glb/.gltf) with named morph targets")
     exp.add_argument("out", help="output path, e.g. face.glb")
+    exp.add_argument("--force", action="store_true", help="replace OUT if it exists")
     exp.add_argument("--rig", help="rig to export; default: built-in")
     exp.set_defaults(func=files.cmd_rig_export)
     prev = rig_sub.add_parser(
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "moving vertices tinted red) into one labelled PNG.",
     )  # fmt: skip
     prev.add_argument("out", help="output PNG, e.g. rig.png")
+    prev.add_argument("--force", action="store_true", help="replace OUT if it exists")
     prev.add_argument("--rig", help="rig file (.npz, .glb) or ICT-FaceKit folder; default: built-in")
     prev.add_argument("--tile", type=int, default=200, help="tile size in pixels (default 200)")
     prev.add_argument("--cols", type=int, default=8, help="tiles per row (default 8: 8x7 sheet)")
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     track = sub.add_parser("track", help="track a RealSense recording (.bag/.db3) and write weights and pose")
     track.add_argument("file", help="recording made by RealSense Viewer or facecap (.bag or .db3)")
     track.add_argument("--out", required=True, help="output file: .csv (one row per frame) or .jsonl")
+    track.add_argument("--force", action="store_true", help="replace OUT if it exists")
     track.add_argument("--format", choices=["csv", "jsonl"], help="default: from the --out suffix")
     track.add_argument("--rig", help="tracking rig (.npz/.glb); default: built-in")
     track.set_defaults(func=capture.cmd_track)
@@ -123,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format; default: from the --out suffix",
     )
     ex.add_argument("--out", help="output file; default: beside the take (TAKE.glb, TAKE.livelink.csv, ...)")
+    ex.add_argument("--force", action="store_true", help="replace OUT if it exists")
     ex.add_argument("--rig", help="rig for glTF/USD (.npz, .glb, ICT-FaceKit folder); default: built-in")
     ex.set_defaults(func=files.cmd_export)
     tk = sub.add_parser("take", help="inspect recorded takes")
@@ -215,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--mapping", default="arkit", help="mapping .json or built-in name (default: arkit)")
     rt.add_argument("--mirror", action="store_true", help="swap left/right (puppet mirrors the performer)")
     rt.add_argument("--out", required=True, help="output .glb or .gltf")
+    rt.add_argument("--force", action="store_true", help="replace OUT if it exists")
     rt.set_defaults(func=files.cmd_retarget)
     # --- live / play (facecap.pipeline) ---------------------------------------------------------
     live = sub.add_parser(
