@@ -602,3 +602,14 @@ def test_bad_constructor_arguments():
         open_sink("vmc://127.0.0.1", colour=1)
     with pytest.raises(ValueError, match="no sink URL"):
         open_sinks("")
+
+
+def test_a_wrong_url_scheme_names_only_options_that_exist():
+    from facecap.cli.outputs import target_url
+
+    with pytest.raises(ValueError, match=r"use --osc for osc://"):
+        target_url("vmc", "osc://127.0.0.1:9000")
+    with pytest.raises(ValueError, match=r"there is no http:// output") as e:
+        target_url("vmc", "http://x")
+    assert "--http" not in str(e.value)
+    assert target_url("vmc", "39539") == "vmc://127.0.0.1:39539"

@@ -46,9 +46,10 @@ def target_url(kind: str, target: str) -> str:
     if "://" in t:
         scheme = t.split("://", 1)[0].lower()
         if scheme != kind:
-            raise ValueError(
-                f"--{kind} {t}: the URL scheme must be {kind}:// (use --{scheme} for {scheme}://)"
-            )
+            known = ", ".join(k + "://" for k in SINK_FLAGS)
+            other = (f"use --{scheme} for {scheme}://" if scheme in SINK_FLAGS
+                     else f"facecap sends {known}; there is no {scheme}:// output")  # fmt: skip
+            raise ValueError(f"--{kind} {t}: the URL scheme must be {kind}:// ({other})")
         return t
     if t.isdigit():
         t = f"127.0.0.1:{t}"
