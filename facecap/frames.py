@@ -128,7 +128,19 @@ class Frame:
                 raise ValueError(
                     "depth is uint16 (raw z16 units): convert to metres with depth * depth_scale"
                 )
+            if np.issubdtype(d.dtype, np.integer) or d.dtype == bool:
+                raise ValueError(
+                    f"depth is {d.dtype} (integer units, e.g. millimetres): give float32 metres "
+                    "(millimetres / 1000, or raw units * depth_scale)"
+                )
             d = d.astype(np.float32)
+        probe = d[::16, ::16]
+        probe = probe[np.isfinite(probe) & (probe > 0)]
+        if probe.size >= 16 and float(np.median(probe)) > 50.0:  # no depth camera sees a face 50 m away
+            raise ValueError(
+                f"depth looks like millimetres (median {float(np.median(probe)):.0f}): give metres "
+                "(depth / 1000)"
+            )
         di = self.depth_intrinsics
         if d.shape != (di.height, di.width):
             raise ValueError(

@@ -391,3 +391,13 @@ def test_implausible_intrinsics_are_refused_where_they_enter():
     with pytest.raises(ValueError, match="principal point"):
         Intrinsics(640, 480, 600.0, 600.0, 1e6, 239.5)
     assert Intrinsics(640, 480, 600.0, 600.0, 319.5, 239.5).fx == 600.0
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.float32, np.float64])
+def test_depth_in_millimetres_gets_a_hint(dtype):
+    k = Intrinsics(640, 480, 600.0, 600.0, 319.5, 239.5)
+    mm = np.full((480, 640), 600, dtype)
+    with pytest.raises(ValueError, match="millimetres"):
+        Frame(depth=mm, depth_intrinsics=k)
+    f = Frame(depth=(mm / 1000.0).astype(np.float64), depth_intrinsics=k)  # metres in float64 are fine
+    assert f.depth.dtype == np.float32 and f.depth[0, 0] == np.float32(0.6)
