@@ -27,3 +27,45 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+OWNER_FILE = "facecap-owner.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # someone else's process: alive as far as we can tell
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def owned_temp_dir(prefix: str) -> Iterator[Path]:
+    """A temporary folder marked with this process's pid, removed when the block ends; first, folders
+    with the same prefix left by processes that died (SIGKILL, power cut) are removed, and unmarked
+    ones (older facecap versions) when they are more than a day old."""
+    import shutil
+    import tempfile
+    import time
+
+    root = Path(tempfile.gettempdir())
+    for d in root.glob(prefix + "*"):
+        try:
+            owner = d / OWNER_FILE
+            if owner.is_file():
+                stale = not _alive(int(owner.read_text().strip() or 0))
+            else:
+                stale = d.is_dir() and time.time() - d.stat().st_mtime > 86400
+            if stale:
+                shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError):
+            continue
+    tmp = tempfile.TemporaryDirectory(prefix=prefix)
+    try:
+        (Path(tmp.name) / OWNER_FILE).write_text(str(os.getpid()))
+        yield Path(tmp.name)
+    finally:
+        tmp.cleanup()

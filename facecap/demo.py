@@ -10,12 +10,12 @@ an unseen person (:func:`facecap.synth.random_identity`).
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import metrics
+from ._io import owned_temp_dir
 from .arkit import ARKIT_NAMES, INDEX
 
 KEY_SHAPES = ("jawOpen", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "mouthSmileRight", "browInnerUp")
@@ -96,22 +96,22 @@ def run_demo(
     outputs.add(collector)
     if recorder is not None:
         outputs.add(recorder)
-    tmp = tempfile.TemporaryDirectory(prefix="facecap-demo-")
-    rec_path = (out if (keep_recording and out is not None) else Path(tmp.name)) / "demo.db3"
-    try:
-        bar = reporter(frames, "synthesizing") if reporter else None
-        write_recording(rec_path, (f for f, _gt in actor.frames(true_w, true_R, true_t, fps=fps)),
-                        fps=int(round(fps)), device_name=f"facecap synthetic {camera.upper()}",
-                        progress=(lambda n: bar.update(1)) if bar else False)  # fmt: skip
-        if bar:
-            bar.close()
-        tracker = Tracker(rig=rig, config=TrackerConfig.for_camera(camera))
-        status = reporter(frames, "tracking") if reporter else None
-        summary = run(read_recording(rec_path), tracker, outputs, landmarker=landmarker, progress=status,
-                      max_frames=frames)  # fmt: skip
-    finally:
-        outputs.close()
-        tmp.cleanup()
+    # the recording lives in a temporary folder (stale ones of killed demos are removed first)
+    with owned_temp_dir("facecap-demo-") as tmp:
+        rec_path = (out if (keep_recording and out is not None) else tmp) / "demo.db3"
+        try:
+            bar = reporter(frames, "synthesizing") if reporter else None
+            write_recording(rec_path, (f for f, _gt in actor.frames(true_w, true_R, true_t, fps=fps)),
+                            fps=int(round(fps)), device_name=f"facecap synthetic {camera.upper()}",
+                            progress=(lambda n: bar.update(1)) if bar else False)  # fmt: skip
+            if bar:
+                bar.close()
+            tracker = Tracker(rig=rig, config=TrackerConfig.for_camera(camera))
+            status = reporter(frames, "tracking") if reporter else None
+            summary = run(read_recording(rec_path), tracker, outputs, landmarker=landmarker,
+                          progress=status, max_frames=frames)  # fmt: skip
+        finally:
+            outputs.close()
     if summary["interrupted"]:
         raise KeyboardInterrupt
     states = collector.states

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -401,3 +403,92 @@ def test_depth_in_millimetres_gets_a_hint(dtype):
         Frame(depth=mm, depth_intrinsics=k)
     f = Frame(depth=(mm / 1000.0).astype(np.float64), depth_intrinsics=k)  # metres in float64 are fine
     assert f.depth.dtype == np.float32 and f.depth[0, 0] == np.float32(0.6)
+
+
+CLI = [sys.executable, "-c", "import sys; from facecap.cli import main; sys.exit(main())"]
+
+
+@pytest.fixture(scope="module")
+def long_recording(tmp_path_factory, rig):
+    """300 frames at 320x240: long enough to signal a `play` mid-way."""
+    from facecap.synth import SyntheticActor, get_camera, head_motion, procedural_performance
+
+    n = 300
+    w = procedural_performance(n, fps=FPS, seed=4)
+    R, t = head_motion(n, fps=FPS, seed=4, max_angle_deg=10.0, distance_m=0.5)
+    actor = SyntheticActor(rig, get_camera("d415").at(320, 240), distance=0.5, seed=4)
+    path = tmp_path_factory.mktemp("rec") / "long.db3"
+    assert write_recording(path, (f for f, _ in actor.frames(w, R, t, fps=FPS)), fps=FPS) == n
+    return path
+
+
+def _signalled_play(recording, take_dir, sigs, gap_s):
+    """Run `facecap play --record` as its own process, send ``sigs`` once 10 frames are on disk."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen([*CLI, "play", str(recording), "--record", str(take_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    chunk = take_dir / "frames-000.bin"
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 120 and proc.poll() is None:
+        if chunk.exists() and chunk.stat().st_size > 32 + 10 * 349:
+            break
+        time.sleep(0.005)
+    for s in sigs:
+        proc.send_signal({"INT": signal.SIGINT, "TERM": signal.SIGTERM}[s])
+        time.sleep(gap_s)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize(
+    "sigs, gap_s, rc",
+    [(["TERM"], 0, 143), (["INT", "INT"], 0.02, 130), (["INT"] * 3, 0.02, 130), (["INT"] * 5, 0, 130)],
+    ids=["sigterm", "two-sigint", "three-sigint", "five-sigint-burst"],
+)
+def test_one_signal_policy_for_long_commands(long_recording, tmp_path, sigs, gap_s, rc):
+    """First SIGINT/SIGTERM finalises and exits 130/143, a second is ignored while finalising, a third
+    forces the exit; in every case the take loads with every frame it recorded and nothing prints a
+    traceback (before: 5 quick SIGINTs aborted with 'FATAL: exception not rethrown', rc -6)."""
+    import warnings
+
+    from facecap.take import TakeRecoveryWarning
+
+    take_dir = tmp_path / "take"
+    code, err = _signalled_play(long_recording, take_dir, sigs, gap_s)
+    assert code == rc, err[-800:]
+    assert "Traceback" not in err and "FATAL" not in err, err[-800:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TakeRecoveryWarning)  # a forced exit may leave take.json open
+        take = load_take(take_dir)
+    assert len(take) >= 10 and take.summary()["lost"] == 0
+
+
+def test_demo_on_sigterm_finalises_its_take_and_leaves_no_temporary_files(tmp_path):
+    import glob
+    import signal
+    import subprocess
+    import tempfile
+    import time
+
+    stale = Path(tempfile.mkdtemp(prefix="facecap-demo-"))  # as a killed demo leaves it
+    (stale / "facecap-owner.pid").write_text("999999999")
+    (stale / "demo.db3").write_bytes(b"x" * 1000)
+    take_dir = tmp_path / "take"
+    proc = subprocess.Popen([*CLI, "demo", "--frames", "300", "--record", str(take_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    chunk = take_dir / "frames-000.bin"
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 120 and proc.poll() is None:
+        if chunk.exists() and chunk.stat().st_size > 32 + 5 * 349:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-800:]
+    assert load_take(take_dir).summary()["complete"] is True
+    assert not stale.exists()  # its owner is gone: removed
+    owners = [Path(d, "facecap-owner.pid") for d in glob.glob(tempfile.gettempdir() + "/facecap-demo-*")]
+    assert str(proc.pid) not in [o.read_text() for o in owners if o.is_file()]  # and its own is removed

@@ -5,15 +5,18 @@ The library (``facecap.*``) prints nothing; everything a user reads on the termi
 - :mod:`facecap.cli.parser`: the parser of every command (built inside :func:`main`, never at import),
 - :mod:`facecap.cli.capture`: commands that run the capture loop (demo, track, stream, live, play),
 - :mod:`facecap.cli.files`: commands on files (rig, take, export, synth, retarget, info, devices),
-- :mod:`facecap.cli.outputs`: the shared output flags, Ctrl-C/SIGTERM handling, summaries.
+- :mod:`facecap.cli.outputs`: the shared output flags and summaries,
+- :mod:`facecap.cli.signals`: the one SIGINT/SIGTERM policy of every command.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
 from .parser import build_parser
+from .signals import signal_policy
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -22,21 +25,42 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    rc = _main(argv)
+    if argv is None and _POLICY_FIRED:
+        # interrupted and already finalised: leave now. Python's own teardown would reset the signal
+        # handlers first, and a late Ctrl-C in that window would kill the process with a bare -2
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc
+
+
+_POLICY_FIRED = False
+
+
+def _main(argv: list[str] | None) -> int:
+    global _POLICY_FIRED
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning  # restored on exit: "facecap: warning: ..." lines
-            return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (OSError, ImportError, ValueError, KeyError, RuntimeError) as e:  # OSError: disk full, permissions
-        print(f"facecap: error: {e}", file=sys.stderr)
-        return 2
+    # as the process's own command (argv None) the policy stays installed through interpreter exit, so a
+    # late third signal still exits 128 + signal instead of killing the process mid-teardown
+    with signal_policy(restore=argv is not None) as policy:
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning  # restored on exit: "facecap: warning: ..." lines
+                rc = int(args.func(args) or 0)
+            _POLICY_FIRED = policy.first is not None
+            return policy.exit_code if policy.first is not None else rc
+        except KeyboardInterrupt:
+            _POLICY_FIRED = True
+            print("interrupted", file=sys.stderr)
+            return policy.exit_code
+        except (OSError, ImportError, ValueError, KeyError, RuntimeError) as e:  # OSError: disk full...
+            print(f"facecap: error: {e}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, m
     from ..formats import load_rig
     from ..pipeline import run
     from ..tracker import Tracker, TrackerConfig
-    from .outputs import format_summary, landmarker_from_args, outputs_from_args, sigterm_as_interrupt
+    from .outputs import format_summary, landmarker_from_args, outputs_from_args
 
     rig = load_rig(args.rig)
     rig_name = str(Path(args.rig).resolve()) if args.rig else rig.name
@@ -99,15 +99,14 @@ def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, m
     landmarker = None
     try:
         landmarker = landmarker_from_args(args)
-        with sigterm_as_interrupt():
-            if start is not None:
-                start()
-            device = getattr(source, "device_name", None) or camera.get("device") or ""
-            tracker = Tracker(rig=rig, config=TrackerConfig.for_camera(device))
-            res = run(source, tracker, outputs, landmarker=landmarker, realtime=realtime,
-                      speed=getattr(args, "speed", 1.0), progress=None if args.json else True, total=total,
-                      label="playing" if verb == "played" else "capturing",
-                      max_frames=args.max_frames)  # fmt: skip
+        if start is not None:
+            start()
+        device = getattr(source, "device_name", None) or camera.get("device") or ""
+        tracker = Tracker(rig=rig, config=TrackerConfig.for_camera(device))
+        res = run(source, tracker, outputs, landmarker=landmarker, realtime=realtime,
+                  speed=getattr(args, "speed", 1.0), progress=None if args.json else True, total=total,
+                  label="playing" if verb == "played" else "capturing",
+                  max_frames=args.max_frames)  # fmt: skip
     except BaseException as e:
         st = outputs.stats
         if st["take"] and not args.json:

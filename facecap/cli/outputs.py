@@ -8,8 +8,6 @@ a :class:`facecap.pipeline.Outputs`.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 
 from ..pipeline import Outputs
 
@@ -95,24 +93,6 @@ def landmarker_from_args(args: argparse.Namespace):
     from ..landmarks import FaceLandmarker
 
     return FaceLandmarker(None if spec == "auto" else spec)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Within the block, SIGTERM (``kill``) stops the capture like Ctrl-C: the take is finalised."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def format_summary(res: dict, verb: str = "tracked") -> str:
