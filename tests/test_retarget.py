@@ -372,3 +372,14 @@ def test_a_truncated_or_inconsistent_puppet_is_refused_and_nothing_is_written(tm
     with pytest.raises(ValueError, match="accessor 2: accessor data runs past"):
         apply_to_gltf(tmp_path / "bad.glb", "vrm0", w, 30, tmp_path / "x.glb")
     assert not (tmp_path / "x.glb").exists()
+
+
+def test_a_mapping_with_200k_targets_builds_in_linear_time():
+    """The duplicate-name check was quadratic (list.count per name): 200k targets hung."""
+    from facecap.retarget.mapping import Mapping, Target
+
+    targets = [Target(f"shape{i}", (("jawOpen", 1.0),)) for i in range(200_000)]
+    m = Mapping(targets)  # about a second; quadratically it did not finish
+    assert len(m.target_names) == 200_000
+    with pytest.raises(Exception, match=r"duplicate target names \['shape1'\]"):
+        Mapping([*targets[:3], Target("shape1", (("jawOpen", 1.0),))])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping as _AbcMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +123,7 @@ class Mapping:
         if not self.targets:
             raise MappingError(f"{source}: a mapping needs at least one target")
         names = [t.name for t in self.targets]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        dup = sorted(n for n, k in Counter(names).items() if k > 1)  # linear: mappings may be large
         if dup:
             raise MappingError(f"{source}: duplicate target names {dup}")
         self.name = str(name)
