@@ -408,6 +408,12 @@ def test_depth_in_millimetres_gets_a_hint(dtype):
 CLI = [sys.executable, "-c", "import sys; from facecap.cli import main; sys.exit(main())"]
 
 
+def _pid_alive(pid: int) -> bool:
+    from facecap._io import _alive
+
+    return _alive(pid)
+
+
 @pytest.fixture(scope="module")
 def long_recording(tmp_path_factory, rig):
     """300 frames at 320x240: long enough to signal a `play` mid-way."""
@@ -422,24 +428,25 @@ def long_recording(tmp_path_factory, rig):
     return path
 
 
-def _signalled_play(recording, take_dir, sigs, gap_s):
-    """Run `facecap play --record` as its own process, send ``sigs`` once 10 frames are on disk."""
+def _signalled(command, take_dir, sigs, gap_s=0.0, after_frames=10):
+    """Run a facecap ``command`` (it records to ``take_dir``) as its own process; once ``after_frames``
+    frames are on disk send it ``sigs`` ("INT"/"TERM"). Returns (exit code, stderr)."""
     import signal
     import subprocess
     import time
 
-    proc = subprocess.Popen([*CLI, "play", str(recording), "--record", str(take_dir)],
+    proc = subprocess.Popen([*CLI, *command, "--record", str(take_dir)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     chunk = take_dir / "frames-000.bin"
     t0 = time.monotonic()
     while time.monotonic() - t0 < 120 and proc.poll() is None:
-        if chunk.exists() and chunk.stat().st_size > 32 + 10 * 349:
+        if chunk.exists() and chunk.stat().st_size > 32 + after_frames * 349:
             break
         time.sleep(0.005)
     for s in sigs:
         proc.send_signal({"INT": signal.SIGINT, "TERM": signal.SIGTERM}[s])
         time.sleep(gap_s)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     return proc.returncode, err
 
 
@@ -457,7 +464,7 @@ def test_one_signal_policy_for_long_commands(long_recording, tmp_path, sigs, gap
     from facecap.take import TakeRecoveryWarning
 
     take_dir = tmp_path / "take"
-    code, err = _signalled_play(long_recording, take_dir, sigs, gap_s)
+    code, err = _signalled(["play", str(long_recording)], take_dir, sigs, gap_s)
     assert code == rc, err[-800:]
     assert "Traceback" not in err and "FATAL" not in err, err[-800:]
     with warnings.catch_warnings():
@@ -468,27 +475,17 @@ def test_one_signal_policy_for_long_commands(long_recording, tmp_path, sigs, gap
 
 def test_demo_on_sigterm_finalises_its_take_and_leaves_no_temporary_files(tmp_path):
     import glob
-    import signal
-    import subprocess
     import tempfile
-    import time
 
     stale = Path(tempfile.mkdtemp(prefix="facecap-demo-"))  # as a killed demo leaves it
     (stale / "facecap-owner.pid").write_text("999999999")
     (stale / "demo.db3").write_bytes(b"x" * 1000)
     take_dir = tmp_path / "take"
-    proc = subprocess.Popen([*CLI, "demo", "--frames", "300", "--record", str(take_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    chunk = take_dir / "frames-000.bin"
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 120 and proc.poll() is None:
-        if chunk.exists() and chunk.stat().st_size > 32 + 5 * 349:
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-800:]
+    code, err = _signalled(["demo", "--frames", "300"], take_dir, ["TERM"], after_frames=5)
+    assert code == 143, err[-800:]
     assert load_take(take_dir).summary()["complete"] is True
     assert not stale.exists()  # its owner is gone: removed
     owners = [Path(d, "facecap-owner.pid") for d in glob.glob(tempfile.gettempdir() + "/facecap-demo-*")]
-    assert str(proc.pid) not in [o.read_text() for o in owners if o.is_file()]  # and its own is removed
+    assert not [o for o in owners if o.is_file() and not o.read_text().isdigit()]
+    alive = {o.parent for o in owners if o.is_file()}
+    assert all(_pid_alive(int((d / "facecap-owner.pid").read_text())) for d in alive)  # its own is gone
