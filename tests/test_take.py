@@ -786,3 +786,12 @@ def test_commands_that_write_a_file_do_not_overwrite_without_force(tmp_path, cap
     png = tmp_path / "sheet.png"
     png.write_text("precious")
     assert main(["rig", "preview", str(png)]) == 2 and png.read_text() == "precious"
+
+
+def test_a_bad_start_timecode_is_reported_and_replaced(tmp_path):
+    p = record(tmp_path / "t", synthetic_states(5))
+    m = json.loads((p / "take.json").read_text())
+    (p / "take.json").write_text(json.dumps({**m, "start_timecode": "noon"}))
+    with pytest.warns(TakeRecoveryWarning, match="start_timecode 'noon' is not HH:MM:SS:FF"):
+        take = load_take(p)
+    assert take.timecodes[0] == "00:00:00:00" and len(take) == 5

@@ -103,6 +103,12 @@ def load_take(path: str | Path) -> Take:
     fps = float(meta["fps"])
     meta["recovery"] = recovery_summary(scan, rebuilt is not None)
     meta["recovery"]["problems"] = problems + meta["recovery"]["problems"]
+    start = meta.get("start_timecode") or "00:00:00:00"
+    try:
+        timecodes = timecodes_from_timestamps(start, ts, fps)
+    except ValueError:
+        meta["recovery"]["problems"].append(f"start_timecode {start!r} is not HH:MM:SS:FF; 00:00:00:00 used")
+        timecodes = timecodes_from_timestamps("00:00:00:00", ts, fps)
     if meta["recovery"]["problems"] or scan.lost:
         lost = f"; lost frames {format_ranges(scan.lost)}" if scan.lost else ""
         total = f" of {scan.expected}" if scan.expected is not None else ""
@@ -119,12 +125,6 @@ def load_take(path: str | Path) -> Take:
             TakeRecoveryWarning,
             stacklevel=2,
         )
-    start = meta.get("start_timecode") or "00:00:00:00"
-    try:
-        timecodes = timecodes_from_timestamps(start, ts, fps)
-    except ValueError:
-        meta["recovery"]["problems"].append(f"start_timecode {start!r} is not HH:MM:SS:FF; 00:00:00:00 used")
-        timecodes = timecodes_from_timestamps("00:00:00:00", ts, fps)
     return Take(
         fps=fps,
         timecodes=timecodes,
