@@ -25,8 +25,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    rc = _main(argv)
-    if argv is None and _POLICY_FIRED:
+    rc, signalled = _main(argv)
+    if argv is None and signalled:
         # interrupted and already finalised: leave now. Python's own teardown would reset the signal
         # handlers first, and a late Ctrl-C in that window would kill the process with a bare -2
         sys.stdout.flush()
@@ -35,16 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     return rc
 
 
-_POLICY_FIRED = False
-
-
-def _main(argv: list[str] | None) -> int:
-    global _POLICY_FIRED
+def _main(argv: list[str] | None) -> tuple[int, bool]:
+    """(exit code, whether a signal stopped the command)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 0
+        return 0, False
     # as the process's own command (argv None) the policy stays installed through interpreter exit, so a
     # late third signal still exits 128 + signal instead of killing the process mid-teardown
     with signal_policy(restore=argv is not None) as policy:
@@ -52,15 +49,14 @@ def _main(argv: list[str] | None) -> int:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning  # restored on exit: "facecap: warning: ..." lines
                 rc = int(args.func(args) or 0)
-            _POLICY_FIRED = policy.first is not None
-            return policy.exit_code if policy.first is not None else rc
+            fired = policy.first is not None
+            return (policy.exit_code if fired else rc), fired
         except KeyboardInterrupt:
-            _POLICY_FIRED = True
             print("interrupted", file=sys.stderr)
-            return policy.exit_code
+            return policy.exit_code, True
         except (OSError, ImportError, ValueError, KeyError, RuntimeError) as e:  # OSError: disk full...
             print(f"facecap: error: {e}", file=sys.stderr)
-            return 2
+            return 2, policy.first is not None
 
 
 if __name__ == "__main__":
