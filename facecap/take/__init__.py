@@ -6,7 +6,8 @@ A take is a directory::
         take.json        metadata, written first (atomically: tmp file + os.replace) and again at close
         frames-000.bin   fixed-size binary records, appended as frames arrive
         frames-001.bin   ... a new chunk every ``chunk_frames`` frames
-        raw.db3          optional raw RGB-D (RealSense ROS2 bag) when recorded with ``raw_rgbd=True``
+        raw.db3          optional raw RGB-D (RealSense ROS2 bag) when recorded with ``raw_rgbd=True``,
+        raw-001.db3      ... continued in a new bag every few seconds (a crash loses only the open one)
 
 Modules: ``format`` (chunk and record layout, CRCs, ``take.json`` validation), ``recorder``
 (:class:`TakeRecorder` and its fsync thread; durability is described there), ``model`` (the in-memory

@@ -171,9 +171,13 @@ class TakeRecorder:
         ``"HH:MM:SS:FF"`` of the first frame; default: the local wall clock when the first frame is written.
     raw_rgbd : bool
         Also record the raw RGB-D frames given to :meth:`write_frame` into ``raw.db3`` (RealSense ROS2
-        bag, readable by ``facecap.realsense`` and the RealSense viewer). Frames are queued to a
-        background thread without bound, so none is ever dropped; if the disk writer is slower than the
-        camera the queue (memory) grows and :meth:`close` waits for it to drain.
+        bag, readable by ``facecap.realsense`` and the RealSense viewer), continued every
+        ``raw_segment_s`` seconds in ``raw-001.db3``, ``raw-002.db3``... (``take.json``:
+        ``raw_rgbd_segments``): a bag that was not closed cannot be read, so a crash loses only the open
+        segment. Frames are queued to a background thread without bound, so none is ever dropped; if the
+        disk writer is slower than the camera the queue (memory) grows and :meth:`close` waits for it.
+    raw_segment_s : float
+        Seconds of raw RGB-D per segment (default 5).
     chunk_frames : int
         Frames per ``frames-NNN.bin`` chunk (default 9000: 100 s at 90 fps, 3.1 MB).
     sync_interval : float
@@ -197,6 +201,7 @@ class TakeRecorder:
         meta: dict | None = None,
         start_timecode: str | None = None,
         raw_rgbd: bool = False,
+        raw_segment_s: float = 5.0,
         chunk_frames: int = 9000,
         sync_interval: float = 0.5,
     ):
@@ -236,7 +241,7 @@ class TakeRecorder:
         if raw_rgbd:  # first: a failing pyrealsense2 import leaves no folder, open file or thread behind
             from ..realsense.raw import RawRecorder
 
-            self._raw = RawRecorder(self.path / RAW_FILE, fps)
+            self._raw = RawRecorder(self.path / RAW_FILE, fps, segment_s=raw_segment_s)
         try:
             self._start()
         except BaseException:
@@ -425,6 +430,7 @@ class TakeRecorder:
         if self._raw is not None:
             try:
                 self.meta["raw_rgbd_frames"] = self._raw.close()
+                self.meta["raw_rgbd_segments"] = [name for name, _ in self._raw.segments]
             except BaseException as e:  # noqa: BLE001 - reported below, after the frames are safe
                 raw_error = e
         with self._lock:
