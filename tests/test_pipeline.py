@@ -489,3 +489,20 @@ def test_demo_on_sigterm_finalises_its_take_and_leaves_no_temporary_files(tmp_pa
     assert not [o for o in owners if o.is_file() and not o.read_text().isdigit()]
     alive = {o.parent for o in owners if o.is_file()}
     assert all(_pid_alive(int((d / "facecap-owner.pid").read_text())) for d in alive)  # its own is gone
+
+
+@pytest.mark.parametrize("delay_s", [0.3, 0.8, 1.5])
+def test_ctrl_c_during_start_up_exits_quietly(delay_s):
+    """A Ctrl-C while a command is still importing its libraries (about 2 s for the demo) exits 130 with
+    one line, no traceback: the signal policy is installed before anything heavy is imported."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen([*CLI, "demo", "--frames", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    time.sleep(delay_s)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-800:]
+    assert "Traceback" not in err, err[-800:]

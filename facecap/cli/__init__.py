@@ -37,15 +37,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> tuple[int, bool]:
     """(exit code, whether a signal stopped the command)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0, False
-    # as the process's own command (argv None) the policy stays installed through interpreter exit, so a
-    # late third signal still exits 128 + signal instead of killing the process mid-teardown
+    # first of all (start-up included), and as the process's own command (argv None) installed through
+    # interpreter exit, so a late third signal still exits 128 + signal instead of killing the teardown
     with signal_policy(restore=argv is not None) as policy:
         try:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            if not getattr(args, "func", None):
+                parser.print_help()
+                return 0, False
             with warnings.catch_warnings():
                 warnings.showwarning = _show_warning  # restored on exit: "facecap: warning: ..." lines
                 rc = int(args.func(args) or 0)

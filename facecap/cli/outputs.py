@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..pipeline import Outputs
-
 SINK_FLAGS = ("vmc", "osc", "facecap", "livelink")
 """Output flags, one per ``facecap.sinks`` URL scheme."""
 
@@ -79,8 +77,11 @@ def sink_urls_from_args(args: argparse.Namespace) -> list[str]:
     return [target_url(kind, t) for kind in SINK_FLAGS for t in (getattr(args, kind, None) or [])]
 
 
-def outputs_from_args(args: argparse.Namespace, **kwargs) -> Outputs:
-    """:class:`Outputs` from the parsed output flags; ``kwargs`` go to the constructor (fps, camera...)."""
+def outputs_from_args(args: argparse.Namespace, **kwargs):
+    """:class:`facecap.pipeline.Outputs` from the parsed output flags; ``kwargs`` go to the constructor
+    (fps, camera...)."""
+    from ..pipeline import Outputs
+
     return Outputs(sink_urls_from_args(args), record=getattr(args, "record", None),
                    retarget=getattr(args, "retarget", None), **kwargs)  # fmt: skip
 
