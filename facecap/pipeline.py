@@ -214,7 +214,12 @@ class Outputs:
             "frames": self.frames,
             "sinks": [s.stats for s in self._network()],
             "take": str(self.record) if self.recorder is not None else None,
-            "take_frames": self.take_frames,
+            "take_frames": self.recorder.frames if self.recorder is not None else self.take_frames,
+            "take_complete": (
+                bool(self.recorder.meta.get("complete"))
+                if self.recorder is not None and self.recorder.closed
+                else None
+            ),  # fmt: skip
             "retarget": self.mapping.name if self.mapping is not None else None,
         }
 

@@ -245,7 +245,7 @@ def test_disk_full_stops_with_a_clear_error_and_keeps_the_frames(recording, tmp_
     monkeypatch.setattr(take_mod, "_os_write", real)
     assert rc == 2 and "the disk is full" in err and "Traceback" not in err
     saved = int(re.search(r"(\d+) frames \([0-9.]+ s\) were saved", err).group(1))
-    assert 0 < saved < N and f"finalised with {saved} frames" in err
+    assert 0 < saved < N and f"keeps {saved} frames but could not be finalised" in err  # not "finalised"
     with pytest.warns(TakeRecoveryWarning):  # the disk stayed full: take.json says incomplete
         take = load_take(take_dir)
     assert len(take) == saved and not take.meta["complete"]

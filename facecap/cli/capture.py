@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -108,9 +109,17 @@ def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, m
                   label="playing" if verb == "played" else "capturing",
                   max_frames=args.max_frames)  # fmt: skip
     except BaseException as e:
+        with contextlib.suppress(Exception):
+            outputs.close(ended_by=type(e).__name__)  # finalise now, to say truthfully how it went
         st = outputs.stats
         if st["take"] and not args.json:
-            print(f"facecap: take {st['take']} finalised with {st['take_frames']} frames", file=sys.stderr)
+            take, n = st["take"], st["take_frames"]
+            if st["take_complete"]:
+                print(f"facecap: take {take} finalised with {n} frames", file=sys.stderr)
+            else:
+                print(f"facecap: take {take} keeps {n} frames but could not be finalised (take.json is "
+                      "incomplete); `facecap take info` reads it, `facecap take repair` writes a clean copy",
+                      file=sys.stderr)  # fmt: skip
         from ..take import TakeWriteError
 
         if isinstance(e, TakeWriteError | FileExistsError):  # the take could not be written (disk full...)
