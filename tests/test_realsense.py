@@ -688,3 +688,35 @@ def test_cli_devices_and_info(small, tmp_path, capsys):
     assert cli.main(["devices"]) == 0
     if not listed:
         assert NO_CAMERA_HELP in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("keep", [1.0, 0.9, 0.5])
+def test_salvage_rescues_the_frames_of_a_cut_recording(tmp_path, keep, capsys):
+    """A .db3 cut short is 'malformed' to SQLite and librealsense; `facecap salvage` reads its pages
+    itself and writes a recording librealsense plays, with the frames that were on disk, unchanged."""
+    from facecap.cli import main
+
+    frames = synth_frames(40, 64, 48, seed=5)
+    src = tmp_path / "rec.db3"
+    write_recording(src, frames, fps=FPS)
+    data = src.read_bytes()
+    cut = tmp_path / "cut.db3"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    assert main(["salvage", str(cut)]) == 0
+    assert "salvaged" in capsys.readouterr().out
+    back = list(read_recording(tmp_path / "cut.salvaged.db3", align=False))
+    assert len(back) >= {1.0: 40, 0.9: 30, 0.5: 12}[keep], len(back)
+    by_index = {round(f.timestamp, 4): f for f in back}
+    for f in frames:
+        g = by_index.get(round(f.timestamp, 4))
+        if g is not None:
+            np.testing.assert_allclose(g.depth, np.round(f.depth * 1000) / 1000, atol=1e-6)
+            if g.color is not None:  # the last depth frame of a cut file may have lost its colour frame
+                np.testing.assert_array_equal(g.color, f.color)
+    assert sum(g.color is not None for g in back) >= len(back) - 1
+    if keep < 1.0:  # the cut file itself is refused, and the message names the way out
+        assert main(["info", str(cut)]) == 2
+        assert "facecap salvage" in capsys.readouterr().err
+    assert main(["salvage", str(cut)]) == 2  # never overwrites
+    (tmp_path / "junk.db3").write_bytes(b"not sqlite at all")
+    assert main(["salvage", str(tmp_path / "junk.db3")]) == 2

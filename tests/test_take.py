@@ -506,6 +506,7 @@ def test_sigkill_during_raw_recording_keeps_every_closed_segment(tmp_path):
     for line in proc.stdout:
         if int(line) >= 40 and (p / "raw-003.db3").exists():
             break
+    time.sleep(0.1)  # the open segment gets some frames
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with warnings.catch_warnings():
@@ -517,6 +518,15 @@ def test_sigkill_during_raw_recording_keeps_every_closed_segment(tmp_path):
     assert len(closed) >= 3
     for s in closed:
         assert len(list(read_recording(s, align=False))) == 6, s.name
+    # take repair copies the closed segments and salvages what the open one holds
+    from facecap.take.repair import repair_take
+
+    r = repair_take(p, tmp_path / "fixed")
+    assert [x["segment"] for x in r["raw"]] == [q.name for q in segments]
+    assert all(x["messages"] > 0 for x in r["raw"][:-1])
+    fixed = [f for x in r["raw"] if x["messages"]
+             for f in read_recording(tmp_path / "fixed" / x["segment"], align=False)]  # fmt: skip
+    assert len(fixed) >= 6 * len(closed)
 
 
 def test_raw_rgbd_writer_failures_do_not_lose_tracked_frames(tmp_path, monkeypatch):

@@ -121,6 +121,23 @@ def cmd_take_repair(args: argparse.Namespace) -> int:
     print(f"recovered   {r['recovered']} frames -> {r['out']}")
     lost = format_ranges([(a, b + 1) for a, b in r["lost_ranges"]], limit=50)
     print(f"lost        {r['lost']} frames" + (f": {lost}" if r["lost"] else ""))
+    for seg in r.get("raw", []):
+        how = "salvaged" if seg["salvaged"] else ("copied" if seg["messages"] else "unreadable, left out")
+        print(f"raw RGB-D   {seg['segment']}: {how} ({seg['messages']} messages)")
+    return 0
+
+
+def cmd_salvage(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..realsense import read_recording
+    from ..realsense.salvage import salvage_db3
+
+    src = Path(args.file)
+    out = Path(args.out) if args.out else src.with_name(src.stem + ".salvaged.db3")
+    r = salvage_db3(src, out)
+    n = sum(1 for _ in read_recording(out, align=False))
+    print(f"salvaged {r['messages']} messages ({n} RGB-D frames) of {src} -> {out}")
     return 0
 
 

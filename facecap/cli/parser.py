@@ -277,6 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     inf.add_argument("file", help="recording made by RealSense Viewer or facecap (.bag or .db3)")
     inf.add_argument("--json", action="store_true", help="machine-readable output")
+    sal = sub.add_parser(
+        "salvage", help="rescue the frames of a .db3 recording that will not open (cut short, or killed)",
+        description="Reads a damaged ROS2 .db3 page by page without SQLite and writes every intact message "
+        "to a new .db3 that RealSense tools and `facecap play` open. For recordings cut short or killed "
+        "while being written (librealsense keeps no journal: SQLite calls them malformed).",
+    )  # fmt: skip
+    sal.add_argument("file", help="the damaged .db3")
+    sal.add_argument("--out", help="new recording (default: FILE.salvaged.db3)")
+    sal.set_defaults(func=files.cmd_salvage)
     inf.set_defaults(func=files.cmd_info)
     # (more commands register here)
     return p

@@ -142,7 +142,8 @@ def probe_recording(path: Path) -> dict:
     try:
         dev = ctx.load_device(str(path))
     except RuntimeError as e:
-        hint = " (the file is damaged or truncated)" if "malformed" in str(e) else ""
+        hint = (f" (the file is damaged or truncated; `facecap salvage {path}` rescues its intact frames)"
+                if "malformed" in str(e) else "")  # fmt: skip
         raise RecordingError(f"cannot open {path.name} as a RealSense recording{hint}: {e}") from e
     try:
         pb = dev.as_playback()

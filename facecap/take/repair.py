@@ -86,8 +86,44 @@ def repair_take(path: str | Path, out: str | Path, *, chunk_frames: int | None =
     if take.timecodes:
         meta["start_timecode"] = take.timecodes[0]
     meta.pop("error", None)
+    raw = _copy_raw(path, out)
+    if raw:
+        meta["raw_rgbd_segments"] = [r["segment"] for r in raw if r["messages"]]
+        report["raw"] = raw
     _write_json_atomic(out / META_FILE, meta)
     return report | {"out": str(out)}
+
+
+def _segment_number(p: Path) -> int:
+    """raw.db3 -> 0, raw-007.db3 -> 7, anything else after them."""
+    tail = p.stem[len("raw-") :]
+    return 0 if p.stem == "raw" else int(tail) if tail.isdigit() else 1 << 30
+
+
+def _copy_raw(path: Path, out: Path) -> list[dict]:
+    """Copy the raw RGB-D segments; one that SQLite cannot read (killed open, cut) is salvaged."""
+    import shutil
+    import sqlite3
+
+    from ..realsense.salvage import salvage_db3
+
+    done = []
+    for seg in sorted(path.glob("raw*.db3"), key=_segment_number):
+        try:
+            con = sqlite3.connect(f"{seg.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+            try:
+                (n,) = con.execute("SELECT count(*) FROM messages").fetchone()
+            finally:
+                con.close()
+            shutil.copy2(seg, out / seg.name)
+            done.append({"segment": seg.name, "messages": int(n), "salvaged": False})
+        except sqlite3.Error:
+            try:
+                r = salvage_db3(seg, out / seg.name)
+                done.append({"segment": seg.name, "messages": r["messages"], "salvaged": True})
+            except ValueError:
+                done.append({"segment": seg.name, "messages": 0, "salvaged": False})
+    return done
 
 
 __all__ = ["repair_take"]
