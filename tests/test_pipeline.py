@@ -510,9 +510,10 @@ def test_ctrl_c_during_start_up_exits_quietly(delay_s):
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_leaves_loadable_takes(long_recording, tmp_path):
-    """SIGKILL at 20 random moments of `play --record` and `demo --record` (start-up, capture, the take's
-    close): every take that was started loads, no record is damaged (at most a write cut short), and the
-    demo's temporary recording of a killed run is removed by the next demo."""
+    """SIGKILL at 20 random moments each of `play --record` and `demo --record` (start-up, capture, the
+    take's close): every take that was started loads, no record is damaged (at most a write cut short),
+    no temporary file is left beside it, and the demo's temporary recording of a killed run is removed
+    by the next demo."""
     import glob
     import signal
     import subprocess
@@ -523,8 +524,8 @@ def test_sigkill_at_random_moments_leaves_loadable_takes(long_recording, tmp_pat
     from facecap.take import TakeRecoveryWarning
 
     rng = np.random.default_rng(11)
-    started = 0
-    for k in range(20):
+    started, leftovers = 0, []
+    for k in range(40):  # 20 kills of each command
         take_dir = tmp_path / f"take{k}"
         cmd = ["play", str(long_recording)] if k % 2 == 0 else ["demo", "--frames", "60"]
         proc = subprocess.Popen([*CLI, *cmd, "--record", str(take_dir)], stdout=subprocess.DEVNULL,
@@ -541,7 +542,9 @@ def test_sigkill_at_random_moments_leaves_loadable_takes(long_recording, tmp_pat
         rec = take.meta["recovery"]
         cut = [p for p in rec["problems"] if "damaged record" in p]
         assert rec["lost"] <= 1 and len(cut) <= 1, (k, rec)  # a record cut mid-write at most
-    assert started >= 10
+        leftovers += [p.name for p in take_dir.iterdir() if ".tmp" in p.name]
+    assert started >= 20
+    assert not leftovers, leftovers  # no half-written take.json beside a take
     subprocess.run([*CLI, "demo", "--frames", "2"], capture_output=True, check=True)
     owners = [Path(d, "facecap-owner.pid") for d in glob.glob(tempfile.gettempdir() + "/facecap-demo-*")]
     assert all(_pid_alive(int(o.read_text())) for o in owners if o.is_file())
