@@ -862,3 +862,24 @@ def test_a_bad_start_timecode_is_reported_and_replaced(tmp_path):
     with pytest.warns(TakeRecoveryWarning, match="start_timecode 'noon' is not HH:MM:SS:FF"):
         take = load_take(p)
     assert take.timecodes[0] == "00:00:00:00" and len(take) == 5
+
+
+def test_repair_keeps_an_old_takes_invalid_tracked_frame_as_untracked(tmp_path, capsys):
+    """A take from before the recorder checked its input can hold a tracked frame with NaN weights:
+    repair copies it as untracked (so every export works) and names it."""
+    from facecap.cli import main
+
+    states = synthetic_states(10)
+    p = record(tmp_path / "t", states)
+    f = p / "frames-000.bin"
+    recs = np.frombuffer(f.read_bytes()[CHUNK_HEADER_SIZE:], RECORD_DTYPE).copy()
+    recs["weights"][4, 7] = np.nan
+    recs["tracked"][4] = 1
+    body = recs.tobytes()
+    heads = [body[i * RECORD_SIZE : (i + 1) * RECORD_SIZE - 4] for i in range(len(recs))]
+    fixed = b"".join(h + zlib.crc32(h).to_bytes(4, "little") for h in heads)  # the old recorder's CRCs
+    f.write_bytes(f.read_bytes()[:CHUNK_HEADER_SIZE] + fixed)
+    assert main(["take", "repair", str(p)]) == 0
+    assert "1 tracked frames held NaN/inf" in capsys.readouterr().out
+    take = load_take(tmp_path / "t-repaired")
+    assert len(take) == 10 and not take.tracked[4] and np.isfinite(take.weights).all()

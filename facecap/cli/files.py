@@ -121,6 +121,10 @@ def cmd_take_repair(args: argparse.Namespace) -> int:
     print(f"recovered   {r['recovered']} frames -> {r['out']}")
     lost = format_ranges([(a, b + 1) for a, b in r["lost_ranges"]], limit=50)
     print(f"lost        {r['lost']} frames" + (f": {lost}" if r["lost"] else ""))
+    if r["invalid_marked_untracked"]:
+        bad = r["invalid_marked_untracked"]
+        print(f"invalid     {len(bad)} tracked frames held NaN/inf or weights outside [0, 1]; kept as "
+              f"untracked: {', '.join(map(str, bad[:20]))}" + (" ..." if len(bad) > 20 else ""))  # fmt: skip
     for seg in r.get("raw", []):
         how = "salvaged" if seg["salvaged"] else ("copied" if seg["messages"] else "unreadable, left out")
         print(f"raw RGB-D   {seg['segment']}: {how} ({seg['messages']} messages)")

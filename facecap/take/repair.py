@@ -29,7 +29,9 @@ def repair_take(path: str | Path, out: str | Path, *, chunk_frames: int | None =
     Returns
     -------
     dict: ``recorded``, ``recovered``, ``lost``, ``lost_ranges`` ([first, last] frame numbers from 0),
-    ``problems`` (what was damaged), ``out``.
+    ``problems`` (what was damaged), ``invalid_marked_untracked`` (frames of an older take that were
+    tracked with NaN/inf or out-of-range weights: copied as untracked), ``raw`` (the raw RGB-D
+    segments, copied or salvaged), ``out``.
 
     Raises
     ------
@@ -51,12 +53,25 @@ def repair_take(path: str | Path, out: str | Path, *, chunk_frames: int | None =
     cf = int(chunk_frames or (meta.get("record") or {}).get("chunk_frames") or 9000)
     out.mkdir(parents=True, exist_ok=True)
     n = len(take)
+    invalid: list[int] = []
+
+    def packed(i: int) -> bytes:
+        # a take written before the recorder checked its input may hold a tracked frame with NaN or
+        # weights out of range: the copy keeps it as an untracked (lost) frame and says which
+        state = take.state(i)
+        try:
+            return pack_record(state)
+        except ValueError:
+            invalid.append(i)
+            state.tracked = False
+            return pack_record(state)
+
     for c in range(max(1, -(-n // cf))):
         fd = os.open(
             out / chunk_name(c), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644
         )
         try:
-            body = b"".join(pack_record(take.state(i)) for i in range(c * cf, min(n, (c + 1) * cf)))
+            body = b"".join(packed(i) for i in range(c * cf, min(n, (c + 1) * cf)))
             _write_all(fd, chunk_header(c) + body)
             os.fsync(fd)
         finally:
@@ -68,6 +83,7 @@ def repair_take(path: str | Path, out: str | Path, *, chunk_frames: int | None =
         "lost": rec.get("lost", 0),
         "lost_ranges": rec.get("lost_ranges", []),
         "problems": rec.get("problems", []),
+        "invalid_marked_untracked": invalid,
     }
     meta.update(
         fps=take.fps,
