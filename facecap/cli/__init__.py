@@ -54,9 +54,14 @@ def _main(argv: list[str] | None) -> tuple[int, bool]:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return policy.exit_code, True
-        except (OSError, ImportError, ValueError, KeyError, RuntimeError) as e:  # OSError: disk full...
-            print(f"facecap: error: {e}", file=sys.stderr)
-            return 2, policy.first is not None
+        except Exception as e:
+            if policy.first is not None:  # the signal surfaced as another error (e.g. inside an import)
+                print("interrupted", file=sys.stderr)
+                return policy.exit_code, True
+            if not isinstance(e, (OSError, ImportError, ValueError, KeyError, RuntimeError)):
+                raise  # a bug: keep its traceback
+            print(f"facecap: error: {e}", file=sys.stderr)  # OSError: disk full, permissions...
+            return 2, False
 
 
 if __name__ == "__main__":
