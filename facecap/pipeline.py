@@ -123,7 +123,6 @@ class Outputs:
             raise
         self.recorder = None
         self.frames = 0
-        self.take_frames = 0
         self._closed = False
         self._record_error: BaseException | None = None
 
@@ -204,7 +203,6 @@ class Outputs:
             except OSError as e:
                 self._record_error = e
                 raise
-            self.take_frames = rec.frames
 
     # ------------------------------------------------------------------------------------- closing
     @property
@@ -214,7 +212,7 @@ class Outputs:
             "frames": self.frames,
             "sinks": [s.stats for s in self._network()],
             "take": str(self.record) if self.recorder is not None else None,
-            "take_frames": self.recorder.frames if self.recorder is not None else self.take_frames,
+            "take_frames": self.recorder.frames if self.recorder is not None else 0,
             "take_complete": (
                 bool(self.recorder.meta.get("complete"))
                 if self.recorder is not None and self.recorder.closed
@@ -234,7 +232,6 @@ class Outputs:
         try:
             if self.recorder is not None:
                 self.recorder.close(ended_by=ended_by)
-                self.take_frames = self.recorder.frames
         finally:
             for s in self.sinks:
                 s.close()

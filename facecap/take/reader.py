@@ -83,8 +83,7 @@ def load_take(path: str | Path) -> Take:
         rebuilt, problems = str(e), []
         meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": False}
     rec = meta.get("record") or {}
-    recorded = meta.get("frames") if "frames" in meta else None
-    scan = scan_take(path, rec.get("chunk_frames"), recorded)
+    scan = scan_take(path, rec.get("chunk_frames"), meta.get("frames"))
     recs = scan.records
     n = len(recs)
     ts = recs["timestamp"].astype(np.float64)

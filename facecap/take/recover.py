@@ -225,12 +225,9 @@ def scan_take(path: Path, chunk_frames: int | None = None, recorded: int | None 
         seen.add(s.number)
         kept.append(s)
     kept.sort(key=lambda s: s.number)
-    if chunk_frames is None or chunk_frames < 1:
-        full = [max(len(s.records) and int(s.slots[-1]) + 1, max((b for _, b in s.damaged), default=0))
-                for s in kept[:-1]]  # fmt: skip
-        chunk_frames = max(full, default=0) or max(
-            (int(s.slots[-1]) + 1 for s in kept if len(s.records)), default=1
-        )
+    if chunk_frames is None or chunk_frames < 1:  # every chunk but the last is full
+        spans = [max([0, *(int(x) + 1 for x in s.slots[-1:]), *(b for _, b in s.damaged)]) for s in kept]
+        chunk_frames = max(spans[:-1], default=0) or max(spans, default=0) or 1
     recs, pos = [], []
     for s in kept:
         if 0 < len(s.slots) <= chunk_frames:
