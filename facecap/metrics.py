@@ -69,3 +69,32 @@ def score(
         "trans_err_mm_median": float(np.median(tr)),
         "trans_err_mm_p95": float(np.percentile(tr, 95)),
     }
+
+
+def surface_distance(vertices: np.ndarray, triangles: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(P,) float64 distance [m] from each point (P, 3) to the triangle mesh (V, 3), (F, 3): exact
+    point-to-triangle, through Open3D's ray-casting scene."""
+    from .camera_access import import_open3d
+
+    o3d = import_open3d()
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(
+        o3d.core.Tensor(np.asarray(vertices, np.float32)), o3d.core.Tensor(np.asarray(triangles, np.uint32))
+    )
+    d = scene.compute_distance(o3d.core.Tensor(np.asarray(points, np.float32)))
+    return d.numpy().astype(np.float64)
+
+
+def neutral_error_mm(fitted: np.ndarray, truth, rig) -> dict[str, float]:
+    """How far a fitted neutral (V, 3) is from a true one: the surface distance in mm from the fitted
+    vertices of ``rig``'s tracked region to ``truth``'s neutral mesh (median, p90), after the rotation and
+    translation that best align the two faces (a calibrated actor's frame is its own)."""
+    face, track = rig.masks["face"], rig.masks["track"]
+    a, b = np.asarray(fitted, np.float64)[face], truth.neutral[face].astype(np.float64)
+    ca, cb = a.mean(0), b.mean(0)
+    U, _, Vt = np.linalg.svd((a - ca).T @ (b - cb))
+    rot = U @ np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))]) @ Vt
+    v = np.asarray(fitted, np.float64).copy()
+    v[face] = (a - ca) @ rot + cb
+    d = surface_distance(truth.neutral, rig.triangles, v[track]) * 1000.0
+    return {"median": round(float(np.median(d)), 3), "p90": round(float(np.percentile(d, 90)), 3)}

@@ -34,7 +34,7 @@ from .actor import SyntheticActor, make_performance, simulated_landmarks, synthe
 from .camera import CAMERAS, CameraPreset, get_camera
 from .identity import random_identity
 from .noise import DepthNoise, apply_color_noise, apply_depth_noise
-from .performance import EXPRESSIONS, head_motion, procedural_performance
+from .performance import EXPRESSIONS, head_motion, procedural_performance, protocol_performance
 from .preview import rig_preview
 from .record import SyntheticRecording, record_synthetic_take
 from .render import (
@@ -69,6 +69,7 @@ __all__ = [
     "load_truth",
     "make_performance",
     "procedural_performance",
+    "protocol_performance",
     "record_synthetic_take",
     "render_mesh",
     "render_rig",

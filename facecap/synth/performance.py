@@ -272,3 +272,40 @@ def head_motion(
     trans = np.stack([_smooth_signal(t, rng, max_translation_m) for _ in range(3)], axis=1).reshape(-1, 3)
     trans[:, 2] += distance_m
     return rot, trans
+
+
+def protocol_performance(
+    protocol, fps: float = 30.0, seed: int = 0, *, distance_m: float = 0.6, transition_s: float = 0.6
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str | None]]:
+    """A performer doing a calibration protocol: each step's weights and head pose reached over
+    ``transition_s`` and held for its ``hold_s`` with a little sway (0.4 degrees, 1 mm).
+
+    Returns
+    -------
+    weights : (n, 52) float64; rotations : (n, 3, 3) rig -> camera; translations : (n, 3) metres;
+    labels : list of n step names, None during transitions.
+    """
+    rng = np.random.default_rng(seed)
+    W, ang, lab = [], [], []
+    w_prev, a_prev = np.zeros(arkit.NUM_SHAPES), np.zeros(2)
+    for step in protocol:
+        w_tgt, a_tgt = step.weight_vector(), np.asarray(step.head, float)
+        nt, nh = max(1, int(round(transition_s * fps))), max(1, int(round(step.hold_s * fps)))
+        s = _smoothstep(np.arange(1, nt + 1) / nt)[:, None]
+        W += list(w_prev + s * (w_tgt - w_prev))
+        ang += list(a_prev + s * (a_tgt - a_prev))
+        lab += [None] * nt
+        W += [w_tgt] * nh
+        ang += [a_tgt] * nh
+        lab += [step.name] * nh
+        w_prev, a_prev = w_tgt, a_tgt
+    n = len(W)
+    t = np.arange(n) / fps
+    sway = np.radians(0.4)
+    yaw = np.array(ang)[:, 0] + _smooth_signal(t, rng, sway)
+    pitch = np.array(ang)[:, 1] + _smooth_signal(t, rng, sway)
+    roll = _smooth_signal(t, rng, sway)
+    rot = np.array([from_euler(y, p, r) for y, p, r in zip(yaw, pitch, roll, strict=True)]).reshape(-1, 3, 3)
+    trans = np.stack([_smooth_signal(t, rng, 0.001) for _ in range(3)], axis=1).reshape(-1, 3)
+    trans[:, 2] += distance_m
+    return np.array(W), rot, trans, lab

@@ -1,0 +1,18 @@
+"""Actor calibration: the protocol (:data:`PROTOCOL`), :class:`Calibrator` and nonrigid ICP (:func:`nricp`).
+
+::
+
+    from facecap.calibration import PROTOCOL, Calibrator
+    cal = Calibrator(intrinsics, camera="d415")
+    for step in PROTOCOL:
+        for frame in frames_for(step):
+            feedback = cal.add(step.name, frame)
+    actor = cal.solve()          # a facecap Rig: actor.save("actor.npz")
+"""
+
+from .calibrator import CalibrationError, Calibrator, Feedback
+from .nricp import NricpResult, nricp
+from .protocol import PROTOCOL, Protocol, Step, load_protocol
+
+__all__ = ["PROTOCOL", "CalibrationError", "Calibrator", "Feedback", "NricpResult", "Protocol", "Step",
+           "load_protocol", "nricp"]  # fmt: skip

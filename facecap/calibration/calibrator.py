@@ -1,0 +1,300 @@
+"""Actor calibration: held poses in, a personalised rig out (Faceshift's "training" step).
+
+:class:`Calibrator` takes the frames of each protocol step, checks that the pose was held and the face
+seen (each frame gets an accepted / rejected verdict with a reason), fuses the neutral steps' depth into
+one cloud in rig coordinates (noise averaged over every frame and view), deforms the rig's neutral onto
+it by optimal-step nonrigid ICP (:mod:`facecap.calibration.nricp`), re-registers the frames to the
+fitted face and fits again, and carries the expression deltas onto the new face through the fitted
+per-vertex transforms (deformation transfer). The expression steps are checked and kept in the profile;
+refining the shapes toward them is not done yet (their accepted and rejected frames are recorded).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .. import pose
+from ..formats import load_rig
+from ..frames import Frame, Intrinsics
+from ..rig import Rig
+from .nricp import nricp
+from .protocol import PROTOCOL, Protocol
+
+
+@dataclass
+class Feedback:
+    """Verdict on one frame: ``accepted``, and if not, ``reason`` (what to tell the performer);
+    ``step``; ``accepted_frames`` of the step so far; ``needed`` frames for the step (its hold time at the
+    camera rate); ``yaw_pitch_deg`` the head pose read (None without a face)."""
+
+    accepted: bool
+    reason: str
+    step: str
+    accepted_frames: int
+    needed: int
+    yaw_pitch_deg: tuple[float, float] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.accepted_frames >= self.needed
+
+
+@dataclass
+class _StepData:
+    frames: list = field(default_factory=list)  # (depth (H, W) float32, R, t)
+    rejected: dict = field(default_factory=dict)  # reason -> count
+
+
+class CalibrationError(ValueError):
+    """Calibration cannot be solved; ``redo`` names the steps to capture again."""
+
+    def __init__(self, msg: str, redo: list[str]):
+        super().__init__(msg)
+        self.redo = redo
+
+
+class Calibrator:
+    """Collects protocol frames and solves for the performer's rig.
+
+    Parameters
+    ----------
+    intrinsics : Intrinsics of the depth images (aligned to colour or not)
+    camera : RealSense model name (sets the depth noise the tracker assumes)
+    rig : the generic rig to personalise (default: the built-in ICT rig)
+    protocol : Protocol (default :data:`facecap.calibration.PROTOCOL`)
+    fps : camera rate, to turn hold times into frame counts
+    head_tol_deg : a frame whose head yaw/pitch is farther than this from the step's hint is rejected
+    hold_tol_deg, hold_tol_m : a frame that moved more than this from the step's first accepted frame is
+        rejected (the pose was not held)
+    """
+
+    def __init__(
+        self,
+        intrinsics: Intrinsics,
+        camera: str = "d415",
+        rig: Rig | None = None,
+        protocol: Protocol = PROTOCOL,
+        *,
+        fps: float = 30.0,
+        head_tol_deg: float = 12.0,
+        hold_tol_deg: float = 3.0,
+        hold_tol_m: float = 0.006,
+    ):
+        from ..tracker import Tracker, TrackerConfig
+
+        if not isinstance(intrinsics, Intrinsics):
+            raise TypeError("intrinsics must be a facecap.Intrinsics (e.g. frame.depth_intrinsics)")
+        self.intrinsics = intrinsics
+        self.camera = camera
+        self.rig = rig if rig is not None else load_rig()
+        self.protocol = protocol
+        self.fps = float(fps)
+        self.head_tol, self.hold_tol_deg, self.hold_tol_m = head_tol_deg, hold_tol_deg, hold_tol_m
+        self._config = TrackerConfig.for_camera(camera)
+        self._tracker = Tracker(self.rig, intrinsics, self._config)
+        self._tracker_step: str | None = None
+        self.steps: dict[str, _StepData] = {s.name: _StepData() for s in protocol}
+        self.fused = None  # after solve(): (points (P, 3), normals (P, 3), template vertex ids, triangles)
+
+    # ------------------------------------------------------------------ capture
+    def needed(self, step_name: str) -> int:
+        return max(3, int(round(self.protocol[step_name].hold_s * self.fps * 0.6)))
+
+    def add(self, step_name: str, frame: Frame) -> Feedback:
+        """Check one frame of a held step and keep it if it is good.
+
+        Rejected (with the reason): no face, head not in the step's pose, head moved since the step's
+        first accepted frame. Steps may be captured in any order and again (frames add up); call
+        :meth:`clear` to redo a step from scratch.
+        """
+        step = self.protocol[step_name]
+        if not isinstance(frame, Frame):
+            raise TypeError(f"add() needs a facecap.Frame, got {type(frame).__name__}")
+        data = self.steps[step.name]
+        need = self.needed(step.name)
+
+        def verdict(ok: bool, reason: str, yp=None) -> Feedback:
+            if not ok:
+                data.rejected[reason] = data.rejected.get(reason, 0) + 1
+            return Feedback(ok, reason, step.name, len(data.frames), need, yp)
+
+        if self._tracker_step != step.name:  # each step starts from a fresh acquisition
+            self._tracker.reset()
+            self._tracker_step = step.name
+        st = self._tracker.track(frame)
+        if not st.tracked:
+            return verdict(False, "no face found")
+        yaw, pitch, _ = pose.head_euler(st.rotation)
+        yp = (round(float(np.degrees(yaw)), 1), round(float(np.degrees(pitch)), 1))
+        dy, dp = np.degrees(yaw - step.head[0]), np.degrees(pitch - step.head[1])
+        if abs(dy) > self.head_tol or abs(dp) > self.head_tol:
+            hint = []
+            if abs(dy) > self.head_tol:
+                hint.append("turn more to your " + ("left" if dy < 0 else "right"))
+            if abs(dp) > self.head_tol:
+                hint.append("chin " + ("up" if dp < 0 else "down"))
+            return verdict(False, "head not in pose: " + " and ".join(hint), yp)
+        if data.frames:
+            _, R0, t0 = data.frames[0]
+            if (pose.rotation_angle_deg(R0, st.rotation) > self.hold_tol_deg
+                    or np.linalg.norm(st.translation - t0) > self.hold_tol_m):  # fmt: skip
+                return verdict(False, "moved: hold the pose still", yp)
+        data.frames.append((np.array(frame.depth, np.float32), st.rotation.copy(), st.translation.copy()))
+        return verdict(True, "ok", yp)
+
+    def clear(self, step_name: str) -> None:
+        """Forget the frames of one step (to capture it again)."""
+        self.steps[self.protocol[step_name].name] = _StepData()
+
+    def missing(self) -> list[str]:
+        """Steps without enough accepted frames, in protocol order."""
+        return [s.name for s in self.protocol if len(self.steps[s.name].frames) < self.needed(s.name)]
+
+    # ------------------------------------------------------------------ solve
+    def solve(self, *, rounds: int = 3, frames_per_step: int = 12) -> Rig:
+        """The personalised rig (a :class:`facecap.Rig`; ``meta["calibration"]`` holds the record).
+
+        Raises
+        ------
+        CalibrationError
+            when no neutral step has enough frames (``.redo`` lists the steps to capture).
+        """
+        neutral_steps = [s.name for s in self.protocol if s.neutral]
+        usable = [n for n in neutral_steps if len(self.steps[n].frames) >= self.needed(n)]
+        if self.protocol[0].neutral and self.protocol[0].name not in usable:
+            usable = []  # the frontal neutral is the reference: without it the identity is unreliable
+        if not usable:
+            raise CalibrationError(
+                "calibration needs the neutral steps; capture again: " + ", ".join(neutral_steps),
+                neutral_steps,
+            )
+        rig = self.rig
+        face = rig.masks["face"] & ~rig.masks.get("interior", np.zeros(rig.n_vertices, bool))
+        idx = np.flatnonzero(face)
+        remap = -np.ones(rig.n_vertices, np.int64)
+        remap[idx] = np.arange(len(idx))
+        tris = remap[rig.triangles[face[rig.triangles].all(1)]]
+        frames = []
+        for n in usable:  # up to ``frames_per_step`` of each held step, evenly spread
+            fs = self.steps[n].frames
+            frames += [fs[i] for i in np.unique(np.linspace(0, len(fs) - 1, frames_per_step).astype(int))]
+        current = rig
+        res = None
+        for _ in range(max(1, rounds)):
+            poses = frames if current is rig else self._register(current, frames)
+            cloud, normals = _fuse(poses, self.intrinsics, current, idx)
+            # the first round walks the stiffness schedule; later ones refine at the last stiffness
+            sched = (30.0, 5.0, 1.0) if res is None else (1.0,)
+            res = nricp(rig.neutral[idx], tris, cloud, normals, stiffness=sched, inner=2, init=res)
+            current = _personalised(rig, idx, res)
+        self.fused = (cloud, normals, idx, tris)  # the last fused neutral and the fitted template part
+        assert res is not None
+        seen = res.weights > 0
+        meta = {
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "camera": self.camera,
+            "protocol": {"name": self.protocol.name, "version": self.protocol.version},
+            "base_rig": rig.name,
+            "neutral_steps": usable,
+            "neutral_residual_mm_median": round(float(np.median(res.distances[seen]) * 1000), 3),
+            "face_vertices_seen": round(float(seen.mean()), 3),
+            "steps": {
+                s.name: {
+                    "accepted": len(self.steps[s.name].frames),
+                    "needed": self.needed(s.name),
+                    "rejected": dict(self.steps[s.name].rejected),
+                }  # fmt: skip
+                for s in self.protocol
+            },
+            "missing": self.missing(),
+            "expressions": "deformation transfer of the generic deltas (expression steps not yet used)",
+        }
+        return replace(current, name="facecap-actor", meta={**rig.meta, "calibration": meta})
+
+    def _register(self, rig: Rig, frames: list) -> list:
+        """Rigid re-registration of each frame to ``rig`` (its neutral), from the frame's previous pose."""
+        from ..fit import Buffers, FitParams, MaskModel, fit_frame
+
+        model = MaskModel.from_rig(rig, max_points=self._config.max_points)
+        buf = Buffers(len(model.sample))
+        intr = self.intrinsics
+        out = []
+        for depth, R, t in frames:
+            sigma = float(np.clip(self._config.depth_noise_1m * t[2] ** 2, 0.0005, 0.01))
+            p = replace(FitParams(), sigma=sigma, solve_weights=False, iterations=8, max_iterations=8)
+            k = (intr.fx, intr.fy, intr.cx, intr.cy)
+            r = fit_frame(model, depth, k, R, t, np.zeros(52), p, buffers=buf)
+            out.append((depth, r.rotation, r.translation) if r.inliers > 50 else (depth, R, t))
+        return out
+
+
+def _fuse(frames, intr: Intrinsics, rig: Rig, idx: np.ndarray, band: float = 0.01, min_count: int = 20):
+    """Fuse the depth of every frame into one surface: robust averaging along the face's normals.
+
+    Each face vertex of ``rig`` that faces the camera is projected into every frame (through the frame's
+    pose); the depth pixels of the 3x3 window there are measured along the vertex normal (point to plane,
+    in rig coordinates), and the trimmed mean of all those offsets over every frame and view moves the
+    vertex onto the fused surface. The depth noise averages out along the normal, where it lies.
+    Vertices with fewer than ``min_count`` samples (unseen) give no point.
+
+    Returns
+    -------
+    points, normals : (P, 3) float64 metres, unit normals pointing out of the face.
+    """
+    v0 = rig.neutral[idx].astype(np.float64)
+    nrm = rig.vertex_normals()[idx].astype(np.float64)
+    h, w = frames[0][0].shape
+    win = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    vid, off = [], []
+    for depth, R, t in frames:
+        xc = v0 @ R.T + t
+        facing = np.einsum("ij,ij->i", nrm @ R.T, xc) < -0.25 * np.linalg.norm(xc, axis=1)
+        k = np.flatnonzero(facing & (xc[:, 2] > 0.05))
+        col = np.rint(xc[k, 0] / xc[k, 2] * intr.fx + intr.cx).astype(np.int64)
+        row = np.rint(xc[k, 1] / xc[k, 2] * intr.fy + intr.cy).astype(np.int64)
+        rr = (row[:, None] + win[:, 0]).ravel()
+        cc = (col[:, None] + win[:, 1]).ravel()
+        kk = np.repeat(k, len(win))
+        inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+        rr, cc, kk = rr[inside], cc[inside], kk[inside]
+        z = depth[rr, cc].astype(np.float64)
+        cam = np.stack([(cc - intr.cx) / intr.fx * z, (rr - intr.cy) / intr.fy * z, z], 1)
+        o = np.einsum("ij,ij->i", (cam - t) @ R - v0[kk], nrm[kk])  # camera -> rig: R^T (p - t)
+        ok = (z > 0) & (np.abs(o) < band)
+        vid.append(kk[ok])
+        off.append(o[ok])
+    vid, off = np.concatenate(vid), np.concatenate(off)
+    n = len(v0)
+    count = np.bincount(vid, minlength=n)
+    mean = np.bincount(vid, off, n) / np.maximum(count, 1)
+    sd = np.sqrt(np.maximum(np.bincount(vid, off * off, n) / np.maximum(count, 1) - mean**2, 0.0))
+    keep = np.abs(off - mean[vid]) <= 2.0 * sd[vid] + 1e-5  # trim flyers and the far tail, then average
+    count = np.bincount(vid[keep], minlength=n)
+    mean = np.bincount(vid[keep], off[keep], n) / np.maximum(count, 1)
+    seen = np.flatnonzero(count >= min_count)
+    if len(seen) < 100:
+        raise CalibrationError("the neutral frames held no face surface to fuse", [])
+    return v0[seen] + nrm[seen] * mean[seen, None], nrm[seen]
+
+
+def _personalised(rig: Rig, idx: np.ndarray, res) -> Rig:
+    """The rig with its face moved to the fit (the rest follows the nearest face vertices) and each delta
+    carried through its vertex's fitted linear transform."""
+    disp = np.zeros_like(rig.neutral, dtype=np.float64)
+    disp[idx] = res.vertices - rig.neutral[idx]
+    A = np.repeat(np.eye(3)[None], rig.n_vertices, 0)
+    A[idx] = res.transforms[:, :3, :]
+    rest = np.setdiff1d(np.arange(rig.n_vertices), idx)
+    if len(rest):
+        d, nn = cKDTree(rig.neutral[idx]).query(rig.neutral[rest], k=8, workers=-1)
+        wt = 1.0 / np.maximum(d, 1e-4) ** 2
+        wt /= wt.sum(1, keepdims=True)
+        disp[rest] = np.einsum("rk,rkj->rj", wt, disp[idx][nn])
+        A[rest] = np.einsum("rk,rkij->rij", wt, A[idx][nn])
+    neutral = rig.neutral + disp
+    deltas = np.einsum("kvi,vij->kvj", rig.deltas.astype(np.float64), A)
+    return replace(rig, neutral=neutral.astype(np.float32), deltas=deltas.astype(np.float32))
