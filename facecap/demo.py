@@ -37,6 +37,7 @@ def run_demo(
     keep_recording: bool = False,
     take: str | Path | None = None,
     identity: int | None = None,
+    actor=None,
 ) -> dict:
     """Synthesize, record, play back, track and score a take: the synthetic actor, then the capture loop
     (:func:`facecap.pipeline.run`), then :func:`facecap.metrics.score`.
@@ -58,6 +59,7 @@ def run_demo(
         earlier), or None for the procedural script
     identity : seed of an unseen face (:func:`facecap.synth.random_identity` of the built-in head, 5-8 mm
         smooth shape changes) tracked with the built-in rig, or None for the rig's own face
+    actor : a Rig or rig file (e.g. from ``facecap calibrate``) to track with instead of the built-in rig
 
     Returns
     -------
@@ -67,6 +69,7 @@ def run_demo(
     from .pipeline import Outputs, run
     from .progress import StatusLine
     from .realsense import read_recording, write_recording
+    from .rig import Rig
     from .sinks import Collector
     from .synth import SyntheticActor, make_performance, random_identity
     from .tracker import Tracker, TrackerConfig
@@ -87,7 +90,7 @@ def run_demo(
     if frames < 2:
         raise ValueError(f"the take {take} is shorter than 2 frames")
     face = rig if identity is None else random_identity(rig, seed=int(identity))
-    actor = SyntheticActor(face, camera=camera, distance=distance, seed=seed)
+    performer = SyntheticActor(face, camera=camera, distance=distance, seed=seed)
     out = Path(out) if out is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -101,12 +104,13 @@ def run_demo(
         rec_path = (out if (keep_recording and out is not None) else tmp) / "demo.db3"
         try:
             bar = reporter(frames, "synthesizing") if reporter else None
-            write_recording(rec_path, (f for f, _gt in actor.frames(true_w, true_R, true_t, fps=fps)),
+            write_recording(rec_path, (f for f, _gt in performer.frames(true_w, true_R, true_t, fps=fps)),
                             fps=int(round(fps)), device_name=f"facecap synthetic {camera.upper()}",
                             progress=(lambda n: bar.update(1)) if bar else False)  # fmt: skip
             if bar:
                 bar.close()
-            tracker = Tracker(rig=rig, config=TrackerConfig.for_camera(camera))
+            tracking_rig = rig if actor is None else actor if isinstance(actor, Rig) else load_rig(actor)
+            tracker = Tracker(rig=tracking_rig, config=TrackerConfig.for_camera(camera))
             status = reporter(frames, "tracking") if reporter else None
             summary = run(read_recording(rec_path), tracker, outputs, landmarker=landmarker,
                           progress=status, max_frames=frames)  # fmt: skip

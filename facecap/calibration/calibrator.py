@@ -102,7 +102,7 @@ class Calibrator:
 
     # ------------------------------------------------------------------ capture
     def needed(self, step_name: str) -> int:
-        return max(3, int(round(self.protocol[step_name].hold_s * self.fps * 0.6)))
+        return max(3, int(round(self.protocol[step_name].hold_s * self.fps * 0.5)))
 
     def add(self, step_name: str, frame: Frame) -> Feedback:
         """Check one frame of a held step and keep it if it is good.
@@ -186,10 +186,14 @@ class Calibrator:
         res = None
         for _ in range(max(1, rounds)):
             poses = frames if current is rig else self._register(current, frames)
-            cloud, normals = _fuse(poses, self.intrinsics, current, idx)
+            cloud, normals, rim, seen_ids = _fuse(poses, self.intrinsics, current, idx, tris)
+            # the scan's rim outside the tracked face (cheeks' and forehead's edge, neck) holds no
+            # correspondence: what lies beyond it stays template-like (the eye and mouth rims are kept)
+            track = rig.masks["track"][idx][seen_ids]
             # the first round walks the stiffness schedule; later ones refine at the last stiffness
             sched = (30.0, 5.0, 1.0) if res is None else (1.0,)
-            res = nricp(rig.neutral[idx], tris, cloud, normals, stiffness=sched, inner=2, init=res)
+            res = nricp(rig.neutral[idx], tris, cloud, normals, stiffness=sched, inner=2, init=res,
+                        target_boundary=rim & ~track)  # fmt: skip
             current = _personalised(rig, idx, res)
         self.fused = (cloud, normals, idx, tris)  # the last fused neutral and the fitted template part
         assert res is not None
@@ -232,7 +236,7 @@ class Calibrator:
         return out
 
 
-def _fuse(frames, intr: Intrinsics, rig: Rig, idx: np.ndarray, band: float = 0.01, min_count: int = 20):
+def _fuse(frames, intr, rig: Rig, idx: np.ndarray, tris: np.ndarray, band: float = 0.01, min_count: int = 20):
     """Fuse the depth of every frame into one surface: robust averaging along the face's normals.
 
     Each face vertex of ``rig`` that faces the camera is projected into every frame (through the frame's
@@ -243,7 +247,9 @@ def _fuse(frames, intr: Intrinsics, rig: Rig, idx: np.ndarray, band: float = 0.0
 
     Returns
     -------
-    points, normals : (P, 3) float64 metres, unit normals pointing out of the face.
+    points, normals : (P, 3) float64 metres, unit normals pointing out of the face
+    rim : (P,) bool, points of vertices next to an unseen one (where the fused surface stops)
+    ids : (P,) int, the face vertex (index into ``idx``) of each point
     """
     v0 = rig.neutral[idx].astype(np.float64)
     nrm = rig.vertex_normals()[idx].astype(np.float64)
@@ -278,7 +284,12 @@ def _fuse(frames, intr: Intrinsics, rig: Rig, idx: np.ndarray, band: float = 0.0
     seen = np.flatnonzero(count >= min_count)
     if len(seen) < 100:
         raise CalibrationError("the neutral frames held no face surface to fuse", [])
-    return v0[seen] + nrm[seen] * mean[seen, None], nrm[seen]
+    ok = count >= min_count
+    e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+    rim = np.zeros(n, bool)
+    cut = ok[e[:, 0]] != ok[e[:, 1]]
+    rim[e[cut].ravel()] = True
+    return v0[seen] + nrm[seen] * mean[seen, None], nrm[seen], rim[seen], seen
 
 
 def _personalised(rig: Rig, idx: np.ndarray, res) -> Rig:

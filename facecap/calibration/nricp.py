@@ -60,8 +60,9 @@ def nricp(
     tol: float = 1e-5,
     scale: float = 10.0,
     init: NricpResult | None = None,
-    anchor: float = 0.1,
-    reciprocal: float = 0.004,
+    anchor: float = 0.02,
+    target_boundary: np.ndarray | None = None,
+    reciprocal: float | None = None,
 ) -> NricpResult:
     """Deform ``template`` onto ``target`` by optimal-step nonrigid ICP.
 
@@ -84,8 +85,11 @@ def nricp(
     init : a previous result on the same template to continue from (e.g. after the target was refined)
     anchor : weight of a pull of every transform toward the identity, ``anchor^2 |X_i - I|^2``: where no
         data reaches, the mesh stays template-like instead of extrapolating its neighbours' transforms
-    reciprocal : a correspondence counts only if the target point's own nearest vertex lies within this
-        of the vertex [m] (vertices beyond the edge of the data would otherwise all pull to its rim)
+    target_boundary : (P,) bool, target points on the rim of the data (where the scan stops); a vertex whose
+        closest point is one of them gets no correspondence (Amberg et al.: vertices beyond the edge of the
+        data would otherwise all pull to its rim)
+    reciprocal : optional; a correspondence counts only if the target point's own nearest vertex lies
+        within this of the vertex [m] (a rim test for targets without ``target_boundary``)
 
     Returns
     -------
@@ -117,6 +121,9 @@ def nricp(
     tn = None if target_normals is None else np.asarray(target_normals, np.float64)
     cos_max = np.cos(np.radians(max_normal_deg))
     act = np.ones(n, bool) if active is None else np.asarray(active, bool)
+    rim = None if target_boundary is None else np.asarray(target_boundary, bool)
+    if rim is not None and rim.shape != (len(tgt),):
+        raise ValueError(f"target_boundary must be ({len(tgt)},) bool, got {rim.shape}")
     X = np.zeros((4 * n, 3))
     X[0::4, 0] = X[1::4, 1] = X[2::4, 2] = 1.0  # identity transforms
     X0 = X.copy()
@@ -140,8 +147,11 @@ def nricp(
             dist, idx = tree.query(cur, workers=-1)
             u = tree.data[idx]
             ok = act & (dist < max_dist * s)
-            _, back = cKDTree(cur).query(u, workers=-1)
-            ok &= np.linalg.norm(cur[back] - cur, axis=1) < reciprocal * s
+            if rim is not None:
+                ok &= ~rim[idx]
+            if reciprocal is not None:
+                _, back = cKDTree(cur).query(u, workers=-1)
+                ok &= np.linalg.norm(cur[back] - cur, axis=1) < reciprocal * s
             if tn is not None:
                 nv = vertex_normals(cur, triangles)
                 ok &= np.einsum("ij,ij->i", nv, tn[idx]) > cos_max

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 
 
@@ -19,7 +20,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             res = run_demo(frames=args.frames, out=args.out, camera=args.camera, distance=args.distance,
                            seed=args.seed, max_angle_deg=args.max_angle, progress=None if args.json else True,
                            keep_recording=args.keep_recording, landmarker=landmarker, take=args.take,
-                           identity=args.identity,
+                           identity=args.identity, actor=args.actor,
                            sinks=outputs if (outputs.sinks or outputs.record) else None)  # fmt: skip
         finally:
             if landmarker is not None:
@@ -33,6 +34,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"results in {args.out}/ (results.json, tracked.png)")
         if st["frames"]:
             print(format_outputs(st))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from ..calibration import PROTOCOL, CalibrationError, load_protocol
+    from ..calibration.recording import calibrate_recording
+    from .files import refuse_overwrite
+
+    protocol = load_protocol(args.protocol) if args.protocol else PROTOCOL
+    if args.steps:
+        print(f"protocol {protocol.name} v{protocol.version}: {len(protocol)} steps")
+        for i, s in enumerate(protocol, 1):
+            yaw, pitch = (round(math.degrees(a)) for a in s.head)
+            head = "" if (yaw, pitch) == (0, 0) else f"  [head yaw {yaw:+d}, pitch {pitch:+d} deg]"
+            print(f"{i:3d}. {s.name:16s} {s.hold_s:.1f} s  {s.prompt}{head}")
+        return 0
+    if not args.recording or not args.out:
+        raise SystemExit(
+            "calibrate needs --from RECORDING and --out ACTOR.npz (live calibration with prompts is not "
+            "built yet: record the protocol with the RealSense Viewer, following `facecap calibrate --steps`)"
+        )
+    if not str(args.out).endswith(".npz"):
+        raise SystemExit(f"--out must end in .npz (an actor profile in the rig format), got {args.out}")
+    refuse_overwrite(args.out, args)
+    try:
+        actor, cal = calibrate_recording(args.recording, protocol=protocol, camera=args.camera,
+                                         transition_s=args.transition, progress=True)  # fmt: skip
+    except CalibrationError as e:
+        print(f"calibration failed: {e}", file=sys.stderr)
+        return 1
+    meta = actor.meta["calibration"]
+    for name, st in meta["steps"].items():
+        why = max(st["rejected"], key=st["rejected"].get) if st["rejected"] else ""
+        mark = "ok  " if st["accepted"] >= st["needed"] else "REDO"
+        print(
+            f"{mark} {name:16s} {st['accepted']:4d}/{st['needed']} frames"
+            + (f"  (mostly: {why})" if why else "")
+        )
+    actor.save(args.out)
+    views = len(meta["neutral_steps"])
+    print(
+        f"neutral fitted to {meta['neutral_residual_mm_median']:.2f} mm (median), {views} views -> {args.out}"
+    )
+    if meta["missing"]:
+        print("redo these steps for a full calibration: " + ", ".join(meta["missing"]))
     return 0
 
 

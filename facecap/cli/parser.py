@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         "built-in head reshaped by 5-8 mm (random per SEED), tracked with the uncalibrated rig",
     )
     demo.add_argument("--keep-recording", action="store_true", help="keep demo.db3 in --out")
+    demo.add_argument(
+        "--actor", help="track with this rig or calibrated actor (.npz) instead of the built-in"
+    )
     demo.add_argument("--json", action="store_true", help="print the results as JSON (no progress line)")
     add_output_arguments(demo)
     demo.set_defaults(func=capture.cmd_demo)
@@ -98,8 +101,35 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--out", required=True, help="output file: .csv (one row per frame) or .jsonl")
     track.add_argument("--force", action="store_true", help="replace OUT if it exists")
     track.add_argument("--format", choices=["csv", "jsonl"], help="default: from the --out suffix")
-    track.add_argument("--rig", help="tracking rig (.npz/.glb); default: built-in")
+    track.add_argument(
+        "--rig",
+        "--actor",
+        dest="rig",
+        help="tracking rig or calibrated actor (facecap calibrate) (.npz, .glb); default: built-in",
+    )
     track.set_defaults(func=capture.cmd_track)
+
+    cal = sub.add_parser(
+        "calibrate",
+        help="fit the rig to a performer from a recording of the calibration protocol",
+        description="Calibrate an actor: the performer holds the protocol's poses in order (neutral facing "
+        "the camera, turned left/right/up/down, then expressions), each reached over --transition seconds "
+        "and held for its hold time (`facecap calibrate --steps` lists them). The neutral views are fused "
+        "and the rig's face is fitted to them by nonrigid ICP; the expressions are carried onto the new "
+        "face. The result is a rig file: pass it as --actor to track, live, play or demo.",
+        epilog="examples:\n  facecap calibrate --steps\n"
+        "  facecap calibrate --from protocol.db3 --out actor.npz\n"
+        "  facecap play take.db3 --actor actor.npz --vmc 127.0.0.1:39539",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cal.add_argument("--from", dest="recording", help="recording of the protocol (.bag or .db3)")
+    cal.add_argument("--out", help="actor profile to write (.npz)")
+    cal.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    cal.add_argument("--protocol", help="protocol file (JSON); default: the built-in protocol v1")
+    cal.add_argument("--camera", help="RealSense model for the depth noise (default: from the recording)")
+    cal.add_argument("--transition", type=float, default=0.6, help="seconds between steps (default 0.6)")
+    cal.add_argument("--steps", action="store_true", help="list the protocol's steps and exit")
+    cal.set_defaults(func=capture.cmd_calibrate)
 
     # --- export / take --------------------------------------------------------------------------
     ex = sub.add_parser(
@@ -236,7 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--width", type=int, default=640, help="stream width in pixels (default 640)")
     live.add_argument("--height", type=int, default=480, help="stream height in pixels (default 480)")
     live.add_argument("--fps", type=int, default=30, choices=[6, 15, 30, 60, 90], help="frames per second")
-    live.add_argument("--rig", help="tracking rig (.npz, .glb, ICT-FaceKit folder); default: built-in")
+    live.add_argument(
+        "--rig",
+        "--actor",
+        dest="rig",
+        help="tracking rig or calibrated actor (facecap calibrate) (.npz, .glb); default: built-in",
+    )
     live.add_argument("--max-frames", type=int, help="stop after this many frames (default: until Ctrl-C)")
     live.add_argument("--json", action="store_true", help="print the summary as JSON (no status line)")
     add_output_arguments(live)
@@ -254,7 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("file", help="recording made by RealSense Viewer or facecap (.bag or .db3)")
     play.add_argument("--realtime", action="store_true", help="pace frames to the recording's timestamps")
     play.add_argument("--speed", type=float, default=1.0, help="speed factor with --realtime (default 1)")
-    play.add_argument("--rig", help="tracking rig (.npz, .glb, ICT-FaceKit folder); default: built-in")
+    play.add_argument(
+        "--rig",
+        "--actor",
+        dest="rig",
+        help="tracking rig or calibrated actor (facecap calibrate) (.npz, .glb); default: built-in",
+    )
     play.add_argument("--max-frames", type=int, help="stop after this many frames")
     play.add_argument("--json", action="store_true", help="print the summary as JSON (no status line)")
     add_output_arguments(play)
