@@ -167,6 +167,11 @@ def test_solve_without_the_neutral_steps_names_them(rig):
     with pytest.raises(CalibrationError, match="neutral_left") as e:
         cal.solve()
     assert e.value.redo == ["neutral", "neutral_left", "neutral_right"]
+    # turned views without the frontal one: still refused, and only the missing views are named
+    cal.steps["neutral_left"].frames = [None] * cal.needed("neutral_left")
+    with pytest.raises(CalibrationError) as e:
+        cal.solve()
+    assert e.value.redo == ["neutral", "neutral_right"]
 
 
 def _calibrate(rig, seed, protocol):

@@ -165,12 +165,12 @@ class Calibrator:
         """
         neutral_steps = [s.name for s in self.protocol if s.neutral]
         usable = [n for n in neutral_steps if len(self.steps[n].frames) >= self.needed(n)]
+        redo = [n for n in neutral_steps if n not in usable]
         if self.protocol[0].neutral and self.protocol[0].name not in usable:
             usable = []  # the frontal neutral is the reference: without it the identity is unreliable
         if not usable:
             raise CalibrationError(
-                "calibration needs the neutral steps; capture again: " + ", ".join(neutral_steps),
-                neutral_steps,
+                "calibration needs the neutral steps; capture again: " + ", ".join(redo), redo
             )
         rig = self.rig
         face = rig.masks["face"] & ~rig.masks.get("interior", np.zeros(rig.n_vertices, bool))
