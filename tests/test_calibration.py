@@ -10,6 +10,7 @@ import pytest
 
 from facecap import arkit, pose
 from facecap.calibration import PROTOCOL, CalibrationError, Calibrator, Protocol, Step, load_protocol, nricp
+from facecap.calibration.calibrator import face_part
 from facecap.formats import load_rig
 from facecap.frames import Frame
 from facecap.metrics import neutral_error_mm, surface_distance
@@ -76,16 +77,8 @@ def test_protocol_performance_holds_each_step():
 
 
 # ------------------------------------------------------------------ nonrigid ICP
-def _face_mesh(rig):
-    face = rig.masks["face"] & ~rig.masks["interior"]
-    idx = np.flatnonzero(face)
-    remap = -np.ones(rig.n_vertices, np.int64)
-    remap[idx] = np.arange(len(idx))
-    return idx, remap[rig.triangles[face[rig.triangles].all(1)]]
-
-
 def test_nricp_fits_a_smooth_change_from_partial_noisy_points(rig):
-    idx, tris = _face_mesh(rig)
+    idx, tris = face_part(rig)
     truth = random_identity(rig, seed=5)
     rng = np.random.default_rng(0)
     seen = rig.masks["track"][idx]

@@ -173,11 +173,7 @@ class Calibrator:
                 "calibration needs the neutral steps; capture again: " + ", ".join(redo), redo
             )
         rig = self.rig
-        face = rig.masks["face"] & ~rig.masks.get("interior", np.zeros(rig.n_vertices, bool))
-        idx = np.flatnonzero(face)
-        remap = -np.ones(rig.n_vertices, np.int64)
-        remap[idx] = np.arange(len(idx))
-        tris = remap[rig.triangles[face[rig.triangles].all(1)]]
+        idx, tris = face_part(rig)
         frames = []
         for n in usable:  # up to ``frames_per_step`` of each held step, evenly spread
             fs = self.steps[n].frames
@@ -234,6 +230,15 @@ class Calibrator:
             r = fit_frame(model, depth, k, R, t, np.zeros(52), p, buffers=buf)
             out.append((depth, r.rotation, r.translation) if r.inliers > 50 else (depth, R, t))
         return out
+
+
+def face_part(rig: Rig) -> tuple[np.ndarray, np.ndarray]:
+    """The skin of the face that calibration fits: (V',) rig vertex ids and (F', 3) triangles over them."""
+    face = rig.masks["face"] & ~rig.masks.get("interior", np.zeros(rig.n_vertices, bool))
+    idx = np.flatnonzero(face)
+    remap = -np.ones(rig.n_vertices, np.int64)
+    remap[idx] = np.arange(len(idx))
+    return idx, remap[rig.triangles[face[rig.triangles].all(1)]]
 
 
 def _fuse(frames, intr, rig: Rig, idx: np.ndarray, tris: np.ndarray, band: float = 0.01, min_count: int = 20):
