@@ -1,7 +1,8 @@
 """Numba kernels of the fit and the renderer (a private module: only facecap's stages call them).
 
 ``vertex_normals`` (a wrapper of ``_vertex_normals``; the fit and the synthetic actor), ``icp_rows``
-(projective association and the robustly weighted Jacobian rows) and ``box_qp`` (the bounded Newton step)
+(projective association and the robustly weighted Jacobian rows), ``landmark_rows`` (2-D landmark
+reprojection rows) and ``box_qp`` (the bounded Newton step)
 of :mod:`facecap.fit`. All ``cache=True``; none validates its input (the callers already hold C-contiguous
 arrays of the right shape and dtype). Each has a NumPy or SciPy reference that the tests compare it with.
 """
@@ -12,7 +13,7 @@ import numba as nb
 import numpy as np
 
 
-@nb.njit(cache=True, fastmath=True)
+@nb.njit(cache=True, fastmath=True, nogil=True)
 def _vertex_normals(verts, tris):  # pragma: no cover - compiled
     """Area-weighted vertex normals (V, 3) of a triangle mesh; reference: facecap.rig.vertex_normals."""
     n = np.zeros_like(verts)
@@ -58,7 +59,7 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return _vertex_normals(vertices, triangles)
 
 
-@nb.njit(cache=True, fastmath=True)
+@nb.njit(cache=True, fastmath=True, nogil=True)
 def icp_rows(
     xr,
     nr,
@@ -166,7 +167,64 @@ def icp_rows(
     return m
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)  # no fastmath: it would assume the NaN test below away
+def landmark_rows(xr, ltris, lbary, BL, uv, conf, R, t, fx, fy, cx, cy, scale, J, r, m0):  # pragma: no cover
+    """2-D landmark reprojection rows, written into J, r from row ``m0``.
+
+    xr : (N, 3) rig-space mask vertices; ltris (L, 3) mask-vertex ids and lbary (L, 3) barycentric
+    weights of each landmark on the mask; BL (L, 3, K) the landmarks' own deltas (``lbary`` applied to
+    the vertices' deltas: fixed for a rig); uv (L, 2) detected pixels; conf (L,) confidences (rows with
+    conf <= 0 or a non-finite uv are skipped); ``scale`` = sqrt(lambda_lmk) / sigma_px. Two rows per
+    landmark (u, v), each scaled by ``scale * sqrt(conf)``, into J (M, 6 + K) and r (M,); returns the
+    row count after them. Landmarks behind the camera (z <= 0.05 m) are skipped.
+    """
+    K = BL.shape[2]
+    m = m0
+    for li in range(ltris.shape[0]):
+        c = conf[li]
+        if not (c > 0.0) or not (np.isfinite(uv[li, 0]) and np.isfinite(uv[li, 1])):
+            continue
+        px = py = pz = 0.0
+        for k in range(3):
+            v = ltris[li, k]
+            b = lbary[li, k]
+            px += b * xr[v, 0]
+            py += b * xr[v, 1]
+            pz += b * xr[v, 2]
+        ax = R[0, 0] * px + R[0, 1] * py + R[0, 2] * pz
+        ay = R[1, 0] * px + R[1, 1] * py + R[1, 2] * pz
+        az = R[2, 0] * px + R[2, 1] * py + R[2, 2] * pz
+        x = ax + t[0]
+        y = ay + t[1]
+        z = az + t[2]
+        if z <= 0.05:
+            continue
+        iz = 1.0 / z
+        s = scale * np.sqrt(c)
+        for row in range(2):
+            if row == 0:  # d u / d x_cam
+                gx, gy, gz = fx * iz, 0.0, -fx * x * iz * iz
+                res = fx * x * iz + cx - uv[li, 0]
+            else:
+                gx, gy, gz = 0.0, fy * iz, -fy * y * iz * iz
+                res = fy * y * iz + cy - uv[li, 1]
+            mx = (R[0, 0] * gx + R[1, 0] * gy + R[2, 0] * gz) * s
+            my = (R[0, 1] * gx + R[1, 1] * gy + R[2, 1] * gz) * s
+            mz = (R[0, 2] * gx + R[1, 2] * gy + R[2, 2] * gz) * s
+            J[m, 0] = (ay * gz - az * gy) * s
+            J[m, 1] = (az * gx - ax * gz) * s
+            J[m, 2] = (ax * gy - ay * gx) * s
+            J[m, 3] = gx * s
+            J[m, 4] = gy * s
+            J[m, 5] = gz * s
+            for k in range(K):
+                J[m, 6 + k] = mx * BL[li, 0, k] + my * BL[li, 1, k] + mz * BL[li, 2, k]
+            r[m] = res * s
+            m += 1
+    return m
+
+
+@nb.njit(cache=True, nogil=True)
 def box_qp(H, g, lo, hi, iters):  # pragma: no cover - compiled
     """Minimise 0.5 x^T H x + g^T x subject to lo <= x <= hi (H symmetric positive definite).
 

@@ -52,7 +52,7 @@ def run_demo(
         (an Outputs is closed when the loop ends, which finalises its take)
     recorder : optional facecap.take.TakeRecorder that records every FaceState
     landmarker : optional facecap.landmarks.FaceLandmarker: MediaPipe landmarks of the colour render
-        go to the tracker (facecap.pipeline.frame_landmarks); the caller closes it
+        go to the tracker (facecap.landmark_stream.detect_landmarks); the caller closes it
     progress : None (silent), True (status lines on stderr) or a ``facecap.progress.Progress`` factory
         ``progress(total, label)``
     take : a Live Link Face CSV whose weights the face performs (resampled to ``fps``; ``frames`` stops

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import box_qp, icp_rows, vertex_normals
+from ._kernels import box_qp, icp_rows, landmark_rows, vertex_normals
 from .arkit import NUM_SHAPES
 
 NP = 6 + NUM_SHAPES  # rotation (3), translation (3), weights (52)
@@ -122,7 +122,10 @@ class MaskModel:
     b0 : (N, 3) neutral, metres; B : (52, N, 3) deltas; tris : (F, 3) triangles re-indexed to the mask;
     Bsp : the deltas as a sparse (3N, 52) matrix for evaluating vertices;
     index : (N,) rig vertex index of each mask vertex; BT : (N, 3, 52) the deltas vertex-major;
-    sample : (S,) mask vertices that generate ICP rows (an even subsample of at most ``max_points``).
+    sample : (S,) mask vertices that generate ICP rows (an even subsample of at most ``max_points``);
+    needed : (N,) bool, the vertices the rows read (``sample`` and the rig's landmark triangles);
+    Bneed : the rows of ``Bsp`` of the needed vertices (the fit updates only those between normal
+    updates).
     """
 
     b0: np.ndarray
@@ -132,6 +135,8 @@ class MaskModel:
     tris: np.ndarray
     index: np.ndarray
     sample: np.ndarray
+    needed: np.ndarray
+    Bneed: object
 
     @classmethod
     def from_rig(cls, rig, mask: str = "track", max_points: int = 2500, margin_rings: int = 2) -> MaskModel:
@@ -152,6 +157,12 @@ class MaskModel:
         near_edge = boundary_vertices(rig.triangles, rig.n_vertices, margin_rings)[idx]
         cand = np.flatnonzero(~near_edge)
         step = max(1, int(np.ceil(len(cand) / max_points)))
+        sample = cand[::step].astype(np.int64)
+        needed = np.zeros(len(idx), bool)
+        needed[sample] = True
+        lt = remap[rig.landmark_tris]
+        needed[lt[(lt >= 0).all(1)].ravel()] = True
+        need_idx = np.flatnonzero(needed)
         return cls(
             b0=rig.neutral[idx].astype(np.float64),
             B=B,
@@ -159,11 +170,19 @@ class MaskModel:
             BT=np.ascontiguousarray(B.transpose(1, 2, 0)),
             tris=tris,
             index=idx,
-            sample=cand[::step].astype(np.int64),
+            sample=sample,
+            needed=needed,
+            Bneed=Bsp[(3 * need_idx[:, None] + np.arange(3)).ravel()],
         )
 
     def vertices(self, w: np.ndarray) -> np.ndarray:
+        """(N, 3) float64 mask vertices of weights w (52,), rig space, metres."""
         return self.b0 + (self.Bsp @ w).reshape(-1, 3)
+
+    def update_needed(self, xr: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """``xr`` (N, 3) with the ``needed`` vertices moved to weights w, in place (the rest stale)."""
+        xr[self.needed] = self.b0[self.needed] + (self.Bneed @ w).reshape(-1, 3)
+        return xr
 
 
 @dataclass
@@ -185,6 +204,13 @@ class Buffers:
         self.J = np.empty((2 * n, NP), np.float32)
         self.r = np.empty(2 * n, np.float32)
         self.raw = np.empty(2 * n)
+
+    def reserve(self, rows: int) -> None:
+        """Room for at least ``rows`` rows in J and r (kept; the rows already written are kept too)."""
+        if len(self.r) < rows:
+            J, r = np.empty((rows, NP), np.float32), np.empty(rows, np.float32)
+            J[: len(self.r)], r[: len(self.r)] = self.J, self.r
+            self.J, self.r = J, r
 
 
 def fit_frame(
@@ -210,7 +236,8 @@ def fit_frame(
     R, t : (3, 3), (3,) float64 initial rig -> camera pose
     w : (52,) float64 initial weights in [0, 1]
     w_prev : (52,) weights of the previous frame for the temporal prior (None: no prior)
-    landmarks : (uv (L, 2) px, conf (L,), tris (L, 3) mask-vertex ids, bary (L, 3)) or None
+    landmarks : (uv (L, 2) px, conf (L,), tris (L, 3) mask-vertex ids, bary (L, 3), deltas (L, 3, 52)
+        of the landmark points, metres), or None
 
     Returns
     -------
@@ -224,19 +251,25 @@ def fit_frame(
     cos_max = float(np.cos(np.radians(params.max_normal_deg)))
     lo = np.full(NP, -np.inf)
     hi = np.full(NP, np.inf)
-    m = 0
+    m = m_depth = 0
     inl = 0
     rms = np.nan
     inv_s = 1.0 / params.sigma
-    nr = w_normals = None
+    nr = w_normals = xr = None
+    # landmarks on vertices outside ``needed`` (not the rig's own map): every vertex, every iteration
+    every = landmarks is not None and not model.needed[landmarks[2]].all()
     step_w = np.inf
     for it in range(max(params.iterations, params.max_iterations)):
         if it >= params.iterations and step_w < params.extend_step:
             break  # past the base iterations only while the expression still moves fast
-        xr = model.vertices(w)
         if nr is None or np.abs(w - w_normals).max() > 0.15:  # normals: only when the shape moved a lot
+            xr = model.vertices(w)
             nr = vertex_normals(xr, model.tris)
             w_normals = w.copy()
+        elif every:
+            xr = model.vertices(w)
+        else:  # only the vertices the rows read
+            xr = model.update_needed(xr, w)
         # the first iterations accept a wider band (the warm start may be a few mm off), then tighten
         md = params.max_dist * max(0.5, 1.5 - 0.5 * it)
         m = icp_rows(
@@ -263,11 +296,15 @@ def fit_frame(
         )
         if m < 20:
             return FitResult(R, t, w, 0, len(model.sample), np.nan)
+        m_depth = m
+        if landmarks is not None and params.lambda_lmk > 0:  # 2-D landmark rows after the depth rows
+            uv, conf, ltris, lbary, BL = landmarks
+            buf.reserve(m + 2 * len(conf))
+            m = landmark_rows(xr, ltris, lbary, BL, uv, conf, R, t, fx, fy, cx, cy,
+                              np.sqrt(params.lambda_lmk) / params.sigma_px, buf.J, buf.r, m)  # fmt: skip
         J = buf.J[:m]
         H = (J.T @ J).astype(np.float64)  # float32 BLAS: residuals are normalised, precision is ample
         g = (J.T @ buf.r[:m]).astype(np.float64)
-        if landmarks is not None and params.lambda_lmk > 0:
-            _add_landmarks(H, g, model, xr, R, t, w, landmarks, intr, params)
         hd = H.ravel()[:: NP + 1]  # a view of the diagonal
         info = hd[6:].copy()  # data information of each weight (1 / variance)
         # priors on the weights, pose damping
@@ -315,7 +352,7 @@ def fit_frame(
         converged = step_w < 0.005 and np.abs(delta[:3]).max() < 2e-4 and np.abs(delta[3:6]).max() < 1e-4
         if converged and it >= 1:
             break
-    rp = buf.raw[:m]
+    rp = buf.raw[:m_depth]
     rp = rp[np.isfinite(rp)]
     good = np.abs(rp) < 3 * params.sigma
     inl = int(np.count_nonzero(good))
@@ -358,39 +395,3 @@ def robust_energy(
     z2 = (buf.raw[:m] / params.sigma) ** 2
     n = max(len(model.sample), 1)
     return float((np.minimum(z2, cap * cap).sum() + cap * cap * (len(model.sample) - m)) / n)
-
-
-def _add_landmarks(H, g, model, xr, R, t, w, landmarks, intr, params) -> None:
-    """Add 2-D landmark reprojection rows to the normal equations (in place)."""
-    uv, conf, ltris, lbary = landmarks
-    fx, fy, cx, cy = intr
-    xl = np.einsum("lk,lkd->ld", lbary, xr[ltris])  # rig space (L, 3)
-    a = xl @ R.T  # rotated
-    xc = a + t
-    z = xc[:, 2]
-    ok = (z > 0.05) & (conf > 0) & np.isfinite(uv).all(1)
-    if not ok.any():
-        return
-    a, xc, z, uvk, c = a[ok], xc[ok], z[ok], uv[ok], conf[ok]
-    proj = np.stack([fx * xc[:, 0] / z + cx, fy * xc[:, 1] / z + cy], 1)
-    res = (proj - uvk) / params.sigma_px  # (L, 2)
-    # d proj / d x_cam
-    P = np.zeros((len(z), 2, 3))
-    P[:, 0, 0] = fx / z
-    P[:, 0, 2] = -fx * xc[:, 0] / z**2
-    P[:, 1, 1] = fy / z
-    P[:, 1, 2] = -fy * xc[:, 1] / z**2
-    # d x_cam / d params: rotation -[a]_x, translation I, weights R B_l
-    Jx = np.zeros((len(z), 3, NP))
-    Jx[:, 0, 1], Jx[:, 0, 2] = a[:, 2], -a[:, 1]
-    Jx[:, 1, 0], Jx[:, 1, 2] = -a[:, 2], a[:, 0]
-    Jx[:, 2, 0], Jx[:, 2, 1] = a[:, 1], -a[:, 0]
-    Jx[:, [0, 1, 2], [3, 4, 5]] = 1.0
-    Bl = np.einsum("lk,nlkd->lnd", lbary[ok], model.B[:, ltris[ok]])  # (L, 52, 3)
-    Jx[:, :, 6:] = np.einsum("ij,lnj->lin", R, Bl)
-    Jl = np.einsum("lij,ljp->lip", P, Jx) / params.sigma_px  # (L, 2, NP)
-    s = np.sqrt(params.lambda_lmk * c)[:, None, None]
-    Jl = (Jl * s).reshape(-1, NP)
-    rl = (res * s[:, :, 0]).reshape(-1)
-    H += Jl.T @ Jl
-    g += Jl.T @ rl

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .frames import Frame, color_to_depth_pixels
+from .frames import Frame
+from .landmark_stream import LandmarkStream
 from .progress import Rate, as_progress
 from .state import FaceState
 from .take import check_new_take_dir
@@ -292,6 +293,7 @@ def run(
     outputs: Outputs | None = None,
     *,
     landmarker=None,
+    landmark_max_age_s: float | None = None,
     realtime: bool = False,
     speed: float = 1.0,
     progress=None,
@@ -317,7 +319,13 @@ def run(
         Run MediaPipe on each frame's colour image and give the 478 landmarks (moved to depth pixels,
         see :func:`facecap.frames.color_to_depth_pixels`) to the tracker. Frames without colour, or whose
         depth cannot be mapped to colour pixels without per-pixel depth, are tracked without landmarks
-        (said once, through ``progress``). The caller owns it (and closes it).
+        (said once, through ``progress``). The caller owns it (and closes it). Detection runs on a worker
+        thread concurrently with the fit (:class:`facecap.landmark_stream.LandmarkStream`), frames stay in
+        order.
+    landmark_max_age_s : float, optional
+        For a live camera: capture never waits for the detector; a frame whose own landmarks are not
+        ready in time is fitted with the latest landmarks up to this many seconds older, or from depth
+        alone. None (default): every frame waits for its own landmarks (recordings).
     realtime : bool
         Pace to the items' timestamps (:class:`Pacer`); default as fast as possible.
     speed : float
@@ -334,8 +342,11 @@ def run(
     -------
     dict
         ``frames``, ``tracked_frames``, ``tracked_fraction``, ``fit_ms_median``, ``fit_ms_p95``,
-        ``quality_median`` (tracked frames), ``landmark_frames`` (frames MediaPipe found a face in),
-        ``landmarks_note`` (why landmarks were skipped, or None), ``elapsed_s``, ``fps`` (processing rate),
+        ``quality_median`` (tracked frames), ``landmark_frames`` (frames fitted with landmarks),
+        ``landmarks_stale`` (of those, frames that used an earlier frame's landmarks, live only),
+        ``landmarks_note`` (why landmarks were skipped, or None), ``landmark_errors`` (detector errors,
+        each once), ``latency_ms_median``, ``latency_ms_p95`` (from the frame leaving the source to its
+        state sent), ``elapsed_s``, ``fps`` (processing rate),
         ``interrupted`` (Ctrl-C), ``take`` (directory or None), ``take_frames``, ``sinks`` (per-sink stats),
         ``dropped`` (the source's ``dropped`` count, e.g. depth frames a ``RecordingSource`` had no colour
         to align to; 0 for sources without one).
@@ -352,15 +363,21 @@ def run(
         total = min(total, max_frames)
     status = as_progress(progress, total, label)
     rate = Rate()
-    n = n_tracked = n_lm = 0
+    n = n_tracked = n_lm = n_stale = 0
     fit_ms: list[float] = []
+    latency: list[float] = []
     quality: list[float] = []
     note: str | None = None
+    noted = 0
     interrupted = False
     ended_by: str | None = None
+    stream = None
+    if landmarker is not None:
+        stream = LandmarkStream(frames, landmarker, max_age_s=landmark_max_age_s)
     t_start = time.perf_counter()
     try:
-        for item in frames:
+        for got in stream if stream is not None else frames:
+            item, arrived = (got.frame, got.arrived) if stream is not None else (got, time.perf_counter())
             if max_frames is not None and n >= max_frames:
                 break
             if not isinstance(item, Frame | FaceState):
@@ -375,16 +392,22 @@ def run(
 
                     tracker = Tracker()
                 lm = None
-                if landmarker is not None:
-                    lm, why = frame_landmarks(landmarker, item)
-                    if why is not None and note is None:
-                        note = why
-                        status.note(f"note: {why}; tracking from depth alone")
+                if stream is not None:
+                    lm = got.landmarks
+                    if got.note is not None and note is None:
+                        note = got.note
+                        status.note(f"note: {note}; tracking from depth alone")
+                    for text in stream.notes[noted:]:
+                        if text != note:
+                            status.note(f"note: {text}")
+                    noted = len(stream.notes)
                     n_lm += lm is not None
+                    n_stale += lm is not None and got.landmarks_from != got.index
                 state = tracker.track(item, landmarks=lm)
                 fit_ms.append(float(tracker.last_fit_ms))
             if outputs is not None:
                 outputs.send(state)
+            latency.append(time.perf_counter() - arrived)
             n += 1
             if state.tracked:
                 n_tracked += 1
@@ -402,6 +425,9 @@ def run(
             with contextlib.suppress(Exception):
                 outputs.close(ended_by=type(e).__name__)
         raise
+    finally:
+        if stream is not None:
+            stream.close()
     status.close()
     elapsed = time.perf_counter() - t_start
     st = outputs.close(ended_by=ended_by) if outputs is not None else {}
@@ -413,7 +439,11 @@ def run(
         "fit_ms_p95": float(np.percentile(fit_ms, 95)) if fit_ms else float("nan"),
         "quality_median": float(np.median(quality)) if quality else float("nan"),
         "landmark_frames": n_lm,
+        "landmarks_stale": n_stale,
         "landmarks_note": note,
+        "landmark_errors": [t for t in stream.notes if t != note] if stream is not None else [],
+        "latency_ms_median": float(np.median(latency) * 1e3) if latency else float("nan"),
+        "latency_ms_p95": float(np.percentile(latency, 95) * 1e3) if latency else float("nan"),
         "elapsed_s": elapsed,
         "fps": n / elapsed if elapsed > 0 else float("nan"),
         "interrupted": interrupted,
@@ -424,31 +454,4 @@ def run(
     }
 
 
-def frame_landmarks(landmarker, frame: Frame) -> tuple[np.ndarray | None, str | None]:
-    """MediaPipe landmarks of ``frame`` in its depth image, ready for ``Tracker.track(landmarks=...)``.
-
-    Parameters
-    ----------
-    landmarker : facecap.landmarks.FaceLandmarker (anything with ``detect(color, timestamp_s)``)
-    frame : Frame
-
-    Returns
-    -------
-    landmarks : (478, 2) float64 depth-image pixels (NaN outside the image), or None (no face found, no
-        colour, or depth not mappable to colour pixels)
-    reason : str or None, why landmarks cannot be had for this source at all (None when they can)
-    """
-    if frame.color is None:
-        return None, "the source has no colour stream, so MediaPipe landmarks cannot be used"
-    if not frame.depth_to_color.is_identity:
-        return None, (
-            "depth is not aligned to colour (the recording keeps native depth with a stereo offset), so "
-            "MediaPipe's colour-image landmarks cannot be placed in the depth image"
-        )
-    det = landmarker.detect(frame.color, frame.timestamp)
-    if det is None:
-        return None, None
-    return color_to_depth_pixels(det.landmarks, frame), None
-
-
-__all__ = ["Outputs", "Pacer", "frame_landmarks", "run"]
+__all__ = ["Outputs", "Pacer", "run"]

@@ -199,7 +199,9 @@ class Tracker:
         remap[self.model.index] = np.arange(len(self.model.index))
         lt = remap[rig.landmark_tris]
         ok = (lt >= 0).all(1)
-        return rig.landmark_ids[ok], lt[ok], rig.landmark_bary[ok].astype(np.float64)
+        lt, lb = lt[ok], rig.landmark_bary[ok].astype(np.float64)
+        BL = np.einsum("lq,lqdk->ldk", lb, self.model.BT[lt])  # (L, 3, 52) the landmarks' own deltas
+        return rig.landmark_ids[ok], lt, lb, np.ascontiguousarray(BL)
 
     # ------------------------------------------------------------------ public
     def track(
@@ -273,14 +275,14 @@ class Tracker:
         conf = np.ones(len(uv)) if confidences is None else np.asarray(confidences, dtype=np.float64)
         if conf.shape != (len(uv),):
             raise ValueError(f"confidences must be ({len(uv)},), got {conf.shape}")
-        ids, lt, lb = self._lmk
+        ids, lt, lb, BL = self._lmk
         have = ids < len(uv)  # 468 rows: no iris points
         sel_uv = np.full((len(ids), 2), np.nan)
         sel_uv[have] = uv[ids[have]]
         sel_c = np.zeros(len(ids))
         sel_c[have] = conf[ids[have]]
         sel_c = np.where(np.isfinite(sel_uv).all(1), np.clip(np.nan_to_num(sel_c), 0, 1), 0.0)
-        return np.nan_to_num(sel_uv), sel_c, lt, lb
+        return np.nan_to_num(sel_uv), sel_c, lt, lb, BL
 
     def _fit(self, depth, intr, lmk, params, w_prev=None, R=None, t=None, w=None):
         return fit_frame(

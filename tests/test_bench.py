@@ -84,3 +84,11 @@ def test_calibration_benchmark_runs():
     assert p["neutral_mm"]["actor"]["median"] < 0.5 < p["neutral_mm"]["generic"]["median"]
     assert p["trimesh"]["seconds"] > 0 and p["missing_steps"] == []
     assert p["tracking"]["actor"]["mae50"] < p["tracking"]["generic"]["mae50"]
+
+
+def test_landmark_pipeline_benchmark_runs():
+    res = _bench("bench_landmarks.py", "--frames", "60", "--rounds", "1")
+    fps = res["fps_median"]
+    assert set(fps) == {"mediapipe_alone", "depth_only", "inline", "pipelined", "pipelined_db3", "live_90fps"}
+    assert all(v > 0 for v in fps.values())
+    assert res["latency_ms"]["live_90fps"]["p95"] >= res["latency_ms"]["live_90fps"]["median"] > 0

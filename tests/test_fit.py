@@ -141,3 +141,73 @@ def test_rodrigues_is_a_rotation_and_matches_scipy():
     R = rodrigues(w)
     np.testing.assert_allclose(R, Rotation.from_rotvec(w).as_matrix(), atol=1e-12)
     np.testing.assert_allclose(rodrigues(np.zeros(3)), np.eye(3))
+
+
+def _landmark_rows_reference(xr, ltris, lbary, BT, uv, conf, R, t, fx, fy, cx, cy, scale):
+    """The landmark rows in array form: x_cam = R (sum_k b_k x_k) + t, projected by the pinhole."""
+    xl = np.einsum("lk,lkd->ld", lbary, xr[ltris])
+    a = xl @ R.T
+    xc = a + t
+    z = xc[:, 2]
+    ok = (z > 0.05) & (conf > 0) & np.isfinite(uv).all(1)
+    a, xc, z, uvk, c = a[ok], xc[ok], z[ok], uv[ok], conf[ok]
+    proj = np.stack([fx * xc[:, 0] / z + cx, fy * xc[:, 1] / z + cy], 1)
+    P = np.zeros((len(z), 2, 3))
+    P[:, 0, 0], P[:, 0, 2] = fx / z, -fx * xc[:, 0] / z**2
+    P[:, 1, 1], P[:, 1, 2] = fy / z, -fy * xc[:, 1] / z**2
+    Jx = np.zeros((len(z), 3, NP))
+    Jx[:, 0, 1], Jx[:, 0, 2] = a[:, 2], -a[:, 1]
+    Jx[:, 1, 0], Jx[:, 1, 2] = -a[:, 2], a[:, 0]
+    Jx[:, 2, 0], Jx[:, 2, 1] = a[:, 1], -a[:, 0]
+    Jx[:, [0, 1, 2], [3, 4, 5]] = 1.0
+    Bl = np.einsum("lk,lkdn->ldn", lbary[ok], BT[ltris[ok]])  # (L, 3, K)
+    Jx[:, :, 6:] = np.einsum("ij,ljn->lin", R, Bl)
+    s = (scale * np.sqrt(c))[:, None, None]
+    J = (np.einsum("lij,ljp->lip", P, Jx) * s).reshape(-1, NP)
+    r = ((proj - uvk) * s[:, :, 0]).reshape(-1)
+    return J, r
+
+
+def test_landmark_rows_kernel_matches_reference_and_finite_differences():
+    from facecap._kernels import landmark_rows
+
+    rng = np.random.default_rng(3)
+    v, tris = _grid_mesh(16)
+    K = 52
+    BT = rng.normal(0, 2e-3, (len(v), 3, K))
+    L = 60
+    ltris = tris[rng.integers(0, len(tris), L)].astype(np.int64)
+    lbary = rng.dirichlet(np.ones(3), L)
+    R = pose.from_euler(0.2, -0.1, 0.05)
+    t = np.array([0.01, -0.02, 0.6])
+    intr = (600.0, 610.0, 320.0, 240.0)
+    uv = rng.uniform(200, 400, (L, 2))
+    conf = rng.uniform(0.2, 1.0, L)
+    conf[:5] = 0.0  # skipped
+    uv[5:8, 0] = np.nan  # skipped
+    BL = np.einsum("lq,lqdk->ldk", lbary, BT[ltris])
+    args = (v.astype(np.float64), ltris, lbary, BL, uv, conf, R, t, *intr, 0.7)
+    J, r = np.full((2 * L + 3, NP), np.nan), np.full(2 * L + 3, np.nan)
+    m = landmark_rows(*args, J, r, 3)  # after 3 rows already there
+    Jr, rr = _landmark_rows_reference(v.astype(np.float64), ltris, lbary, BT, uv, conf, R, t, *intr, 0.7)
+    assert m - 3 == len(Jr) == 2 * (L - 8) and np.isnan(r[:3]).all()
+    np.testing.assert_allclose(J[3:m], Jr, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(r[3:m], rr, rtol=1e-9, atol=1e-9)
+    J, r = J[3:m], r[3:m]
+
+    # the rows are the derivative of the residual: central differences in rotation, translation, weights
+    def resid(p):
+        w = p[6:]
+        xr = v + np.einsum("vdk,k->vd", BT, w)
+        Rp = rodrigues(p[:3]) @ R
+        out = np.empty((2 * L, NP))
+        rp = np.empty(2 * L)
+        n = landmark_rows(xr, ltris, lbary, BL, uv, conf, Rp, t + p[3:6], *intr, 0.7, out, rp, 0)
+        return rp[:n]
+
+    p0 = np.zeros(NP)
+    for j in (0, 1, 2, 3, 5, 6, 30, 57):
+        e = np.zeros(NP)
+        e[j] = 1e-6
+        fd = (resid(p0 + e) - resid(p0 - e)) / 2e-6
+        np.testing.assert_allclose(J[:, j], fd, rtol=1e-4, atol=1e-4 * np.abs(J[:, j]).max())

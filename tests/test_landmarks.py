@@ -207,3 +207,12 @@ def test_synthetic_actor_looks_like_a_face(model):
     assert np.median(err) < 5.0  # measured 1.9 px (640x480, face ~130 px wide)
     p = d.landmarks
     assert p[33, 0] < p[1, 0] < p[263, 0]
+
+
+def test_landmarks_only_mode_skips_the_blendshape_model(model, video_frames):
+    """``blendshapes=False`` (what ``--landmarks`` runs): the same landmarks, blendshape scores left at 0."""
+    with FaceLandmarker(model) as full, FaceLandmarker(model, blendshapes=False) as lean:
+        for i, f in enumerate(video_frames[:5]):
+            a, b = full.detect(f, i / 30), lean.detect(f, i / 30)
+            np.testing.assert_allclose(a.landmarks, b.landmarks, atol=0.05)
+            assert a.blendshapes.max() > 0.0 and not b.blendshapes.any()

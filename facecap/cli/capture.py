@@ -130,6 +130,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+LIVE_LANDMARK_MAX_AGE_S = 0.05
+"""Live: a frame whose own landmarks are late uses landmarks of a frame up to this much older [s]."""
+
+
 def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, meta: dict, verb: str,
                  realtime: bool = False, total: int | None = None, start=None) -> int:  # fmt: skip
     """Shared body of `live` and `play`: outputs, optional MediaPipe, the tracking loop, the summary."""
@@ -150,7 +154,9 @@ def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, m
             start()
         device = getattr(source, "device_name", None) or camera.get("device") or ""
         tracker = Tracker(rig=rig, config=TrackerConfig.for_camera(device))
+        live = verb != "played"  # a camera: capture never waits for MediaPipe
         res = run(source, tracker, outputs, landmarker=landmarker, realtime=realtime,
+                  landmark_max_age_s=LIVE_LANDMARK_MAX_AGE_S if live else None,
                   speed=getattr(args, "speed", 1.0), progress=None if args.json else True, total=total,
                   label="playing" if verb == "played" else "capturing",
                   max_frames=args.max_frames)  # fmt: skip

@@ -93,7 +93,7 @@ def landmarker_from_args(args: argparse.Namespace):
         return None
     from ..landmarks import FaceLandmarker
 
-    return FaceLandmarker(None if spec == "auto" else spec)
+    return FaceLandmarker(None if spec == "auto" else spec, blendshapes=False)  # the fit needs landmarks only
 
 
 def format_summary(res: dict, verb: str = "tracked") -> str:

@@ -1,0 +1,164 @@
+"""Throughput of the capture loop with MediaPipe landmarks: detection on a worker thread vs. inline.
+
+    python bench/bench_landmarks.py [--frames 300] [--rounds 3] [--out FILE.json]
+
+The ICT head (the built-in rig's face) rendered by the synthetic actor at 640x480 (colour, D415 depth
+noise, head motion, driven by a real Live Link take), the same frames for every row, each row run
+``--rounds`` times in alternation (medians reported; this machine is shared):
+
+- ``mediapipe_alone``: MediaPipe Face Landmarker on each colour image, nothing else (the ceiling);
+  landmarks only, as ``--landmarks`` runs it (``blendshapes=False``) in every row;
+- ``depth_only``: :func:`facecap.pipeline.run` without landmarks;
+- ``inline``: detection then fit, one after the other (how ``run`` worked before the worker thread);
+- ``pipelined``: :func:`facecap.pipeline.run` with the landmarker (detection on a worker thread);
+- ``pipelined_db3``: the same, playing the frames from a RealSense ``.db3`` recording (``facecap play``);
+- ``live_90fps``: a source that delivers the frames at 90 fps like a camera, with the live policy of
+  ``facecap live`` (capture never waits for detection; landmarks at most 50 ms old): the latency that
+  matters live, and how many frames were fitted with their own landmarks.
+
+Reported: frames per second, the ratio of ``pipelined`` to ``mediapipe_alone`` (target >= 0.9), and the
+latency from a frame leaving the source to its state being sent (median, p95). Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+
+from facecap import Tracker, TrackerConfig  # noqa: E402
+from facecap.formats import load_rig  # noqa: E402
+from facecap.landmark_stream import detect_landmarks  # noqa: E402
+from facecap.landmarks import FaceLandmarker  # noqa: E402
+from facecap.livelink import read_csv  # noqa: E402
+from facecap.pipeline import run  # noqa: E402
+from facecap.synth import SyntheticActor, head_motion  # noqa: E402
+
+MODEL = SHARED / "mediapipe_face_landmarker" / "face_landmarker.task"
+
+
+def frames_of_a_take(n: int):
+    rig = load_rig()
+    take = read_csv(SHARED / "arkit_blendshape_takes" / "livelinkface_alexdjulin_S07-001.csv")
+    W = np.clip(np.nan_to_num(take.held().weights), 0, 1)[:n]
+    W = np.concatenate([W, np.repeat(W[-1:], n - len(W), 0)]) if len(W) < n else W
+    R, t = head_motion(n, fps=30, seed=3, max_angle_deg=20, max_pitch_deg=10, distance_m=0.6)
+    actor = SyntheticActor(rig, "d415", distance=0.6, seed=3)
+    return rig, [f for f, _ in actor.frames(W.astype(np.float32), R, t, fps=30)]
+
+
+def mediapipe_alone(frames) -> float:
+    with FaceLandmarker(MODEL, blendshapes=False) as lm:
+        t0 = time.perf_counter()
+        for f in frames:
+            detect_landmarks(lm, f)
+        return len(frames) / (time.perf_counter() - t0)
+
+
+def inline(rig, frames) -> float:
+    tr = Tracker(rig=rig, config=TrackerConfig.for_camera("d415"))
+    with FaceLandmarker(MODEL, blendshapes=False) as lm:
+        t0 = time.perf_counter()
+        for f in frames:
+            tr.track(f, landmarks=detect_landmarks(lm, f)[0])
+        return len(frames) / (time.perf_counter() - t0)
+
+
+def loop(rig, frames, landmarks: bool) -> dict:
+    tr = Tracker(rig=rig, config=TrackerConfig.for_camera("d415"))
+    if not landmarks:
+        return run(frames, tr, None, progress=False)
+    with FaceLandmarker(MODEL, blendshapes=False) as lm:
+        return run(frames, tr, None, landmarker=lm, progress=False)
+
+
+def paced(frames, fps: float):
+    """The frames delivered at ``fps`` in real time, like a camera (timestamps rewritten to the clock)."""
+    import dataclasses
+
+    t0 = time.perf_counter()
+    for i, f in enumerate(frames):
+        delay = t0 + i / fps - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        yield dataclasses.replace(f, timestamp=i / fps)
+
+
+def live(rig, frames, fps: float) -> dict:
+    from facecap.cli.capture import LIVE_LANDMARK_MAX_AGE_S
+
+    tr = Tracker(rig=rig, config=TrackerConfig.for_camera("d415"))
+    with FaceLandmarker(MODEL, blendshapes=False) as lm:
+        return run(paced(frames, fps), tr, None, landmarker=lm, progress=False,
+                   landmark_max_age_s=LIVE_LANDMARK_MAX_AGE_S)  # fmt: skip
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=300, help="frames (default 300, 10 s at 30 fps)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per row (default 3)")
+    ap.add_argument("--out", help="also write the JSON here")
+    args = ap.parse_args(argv)
+    if not MODEL.is_file():
+        raise SystemExit(f"shared data missing: {MODEL}")
+    from facecap.realsense import read_recording, write_recording
+
+    print("rendering...", file=sys.stderr, flush=True)
+    rig, frames = frames_of_a_take(args.frames)
+    rows: dict[str, list] = {k: [] for k in ("mediapipe_alone", "depth_only", "inline", "pipelined",
+                                             "pipelined_db3")}  # fmt: skip
+    lat: dict[str, list] = {"pipelined": [], "pipelined_db3": [], "depth_only": [], "live_90fps": []}
+    own: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = Path(tmp) / "take.db3"
+        write_recording(rec, frames)
+        loop(rig, frames[:20], True)  # warm-up: Numba caches, MediaPipe's first graph
+        for r in range(args.rounds):
+            print(f"round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
+            rows["mediapipe_alone"].append(mediapipe_alone(frames))
+            rows["inline"].append(inline(rig, frames))
+            for key, src, lmk in (("depth_only", frames, False), ("pipelined", frames, True),
+                                  ("pipelined_db3", None, True)):  # fmt: skip
+                res = loop(rig, src if src is not None else read_recording(rec), lmk)
+                rows[key].append(res["fps"])
+                lat[key].append((res["latency_ms_median"], res["latency_ms_p95"]))
+                if lmk:
+                    assert res["landmark_frames"] >= 0.9 * len(frames), res
+            res = live(rig, frames, 90.0)
+            rows.setdefault("live_90fps", []).append(res["fps"])
+            lat["live_90fps"].append((res["latency_ms_median"], res["latency_ms_p95"]))
+            own.append((res["landmark_frames"] - res["landmarks_stale"]) / res["frames"])
+    med = {k: round(float(np.median(v)), 1) for k, v in rows.items()}
+    out = {
+        "bench": "landmarks",
+        "frames": len(frames),
+        "size": [frames[0].depth_intrinsics.width, frames[0].depth_intrinsics.height],
+        "rounds": args.rounds,
+        "fps_median": med,
+        "fps_all": {k: [round(x, 1) for x in v] for k, v in rows.items()},
+        "pipelined_over_mediapipe_alone": round(med["pipelined"] / med["mediapipe_alone"], 3),
+        "pipelined_db3_over_mediapipe_alone": round(med["pipelined_db3"] / med["mediapipe_alone"], 3),
+        "pipelined_over_inline": round(med["pipelined"] / med["inline"], 2),
+        "latency_ms": {k: {"median": round(float(np.median([a for a, _ in v])), 2),
+                           "p95": round(float(np.median([b for _, b in v])), 2)} for k, v in lat.items()},
+        "live_90fps_own_landmarks_fraction": round(float(np.median(own)), 3),
+        "target_ratio": 0.9,
+    }  # fmt: skip
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
