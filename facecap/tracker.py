@@ -19,6 +19,7 @@ from . import arkit, pose
 from .fit import Buffers, FitParams, MaskModel, fit_frame, robust_energy, rodrigues
 from .formats import load_rig
 from .frames import Frame, Intrinsics
+from .gaze import GazeSolver
 from .rig import Rig
 from .state import FaceState
 
@@ -182,6 +183,10 @@ class Tracker:
         self._buf = Buffers(len(self.model.sample))
         self._face_centre_rig = face_centre(self.rig)
         self._lmk = self._landmark_tables()
+        try:  # gaze from the iris landmarks, when the rig has them on its eyeballs
+            self._gaze = GazeSolver(self.rig)
+        except ValueError:
+            self._gaze = None
         self.reset()
 
     def reset(self) -> None:
@@ -191,6 +196,7 @@ class Tracker:
         self.w = np.zeros(arkit.NUM_SHAPES)
         self.tracked = False
         self.last_fit_ms = 0.0
+        self._gaze_prev: dict = {}  # side -> (h, v) of the last open-eye gaze
 
     def _landmark_tables(self):
         """Mask-local triangles/barycentrics of the rig landmarks whose vertices are all in the mask."""
@@ -250,7 +256,16 @@ class Tracker:
             self.tracked = False
             return FaceState(timestamp=frame.timestamp, index=frame.index, tracked=False)
         self.R, self.t, self.w, self.tracked = res.rotation, res.translation, res.weights, True
-        w = self.w.astype(np.float32)
+        out = self.w
+        if lmk is not None and self._gaze is not None and len(landmarks) >= 478:
+            # eyeLook* from the iris landmarks (depth barely sees the eyes turn); closed eyes hold. The
+            # depth fit keeps its own (its warm start): its lids fit better without the iris's eyeLook
+            out, solved, _ = self._gaze.solve(
+                np.asarray(landmarks, np.float64), self.R, self.t, self.w,
+                (intr.fx, intr.fy, intr.cx, intr.cy), previous=self._gaze_prev,
+            )  # fmt: skip
+            self._gaze_prev.update(solved)
+        w = out.astype(np.float32)
         return FaceState(
             timestamp=frame.timestamp,
             weights=w,

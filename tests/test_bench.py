@@ -92,3 +92,9 @@ def test_landmark_pipeline_benchmark_runs():
     assert set(fps) == {"mediapipe_alone", "depth_only", "inline", "pipelined", "pipelined_db3", "live_90fps"}
     assert all(v > 0 for v in fps.values())
     assert res["latency_ms"]["live_90fps"]["p95"] >= res["latency_ms"]["live_90fps"]["median"] > 0
+
+
+def test_gaze_benchmark_runs():
+    res = _bench("bench_gaze.py", "--frames", "30")
+    assert res["iris_true_landmarks"]["gaze_err_deg_median"] < res["depth_only"]["gaze_err_deg_median"]
+    assert res["iris"]["eyelook_mae"] < res["mediapipe"]["eyelook_mae"]

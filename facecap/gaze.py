@@ -1,0 +1,146 @@
+"""Eye gaze from MediaPipe's iris landmarks against the rig's eyeballs (issue 12, item 3).
+
+Depth barely sees the eyes turn, but the iris does in the colour image. With the head pose and the
+expression of the depth fit held fixed, each eye's turn is solved from its five iris landmarks (centre
+and four rim points, MediaPipe 468-472 for the subject's right eye, 473-477 for the left). The unknowns
+are the rig's own eyeLook shapes, two signed values per eye: ``h`` (eyeLookOut - eyeLookIn) and ``v``
+(eyeLookDown - eyeLookUp), each in [-1, 1]. The iris points the rig moves with those shapes are
+projected into the image and fitted to the detected ones by Gauss-Newton. The eyeLook weights that come
+out therefore explain the image through the rig, and the gaze angles are read from the weights
+(:func:`facecap.tracker.gaze_from_weights`), so weights and angles agree.
+
+A closing eye hides the iris and MediaPipe's iris points wander. An eye whose lid gap (upper to lower
+lid landmark) is below ``BLINK_APERTURE`` of its width (corner to corner) keeps its last open-eye gaze,
+so blinks do not produce gaze spikes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .arkit import INDEX
+
+EYES = {
+    # side: iris landmarks (centre first), upper lid, lower lid, the two corners (MediaPipe indices)
+    "Left": (tuple(range(473, 478)), 386, 374, (362, 263)),
+    "Right": (tuple(range(468, 473)), 159, 145, (133, 33)),
+}
+BLINK_APERTURE = 0.15
+"""Lid gap / eye width below which an eye counts as closed (open: about 0.3-0.4)."""
+
+
+def eye_aperture(uv: np.ndarray, side: str) -> float:
+    """Lid gap over eye width (dimensionless) of one eye from (478, 2) landmarks; NaN if any is missing."""
+    _, up, lo, (c0, c1) = EYES[side]
+    width = float(np.linalg.norm(uv[c0] - uv[c1]))
+    gap = float(np.linalg.norm(uv[up] - uv[lo]))
+    return gap / width if width > 1e-6 else float("nan")
+
+
+class GazeSolver:
+    """Per-eye eyeLook weights from iris landmarks, for one rig.
+
+    Parameters
+    ----------
+    rig : facecap.Rig with MediaPipe landmarks 468-477 on its eyeballs (the built-in rig has them)
+
+    Raises
+    ------
+    ValueError if the rig lacks the iris landmarks or the eyeLook shapes do not move them.
+    """
+
+    def __init__(self, rig) -> None:
+        self.eyes = {}
+        for side, (iris, *_rest) in EYES.items():
+            try:
+                rows = [rig.landmark_index(j) for j in iris]
+            except KeyError as e:
+                raise ValueError(f"rig {rig.name!r} has no iris landmarks ({e}); gaze needs 468-477") from e
+            tris, bary = rig.landmark_tris[rows], rig.landmark_bary[rows].astype(np.float64)
+            p0 = np.einsum("lq,lqd->ld", bary, rig.neutral[tris].astype(np.float64))  # (5, 3)
+            D = np.einsum("lq,klqd->ldk", bary, rig.deltas[:, tris].astype(np.float64))  # (5, 3, 52)
+            cols = {k: INDEX[f"eyeLook{k}{side}"] for k in ("In", "Out", "Up", "Down")}
+            if min(np.abs(D[:, :, c]).max() for c in cols.values()) < 1e-4:
+                raise ValueError(f"the eyeLook shapes of rig {rig.name!r} do not move its {side} iris")
+            self.eyes[side] = (p0, D, cols)
+
+    def solve(self, uv, R, t, w, intr, previous=None, iterations: int = 6):
+        """eyeLook weights of both eyes that put the rig's iris points on the detected ones.
+
+        Parameters
+        ----------
+        uv : (478, 2) float landmarks in depth-image pixels (NaN: missing)
+        R, t : (3, 3), (3,) rig -> camera pose of the depth fit
+        w : (52,) weights of the depth fit (its other shapes move the iris points too; kept fixed)
+        intr : (fx, fy, cx, cy) pixels
+        previous : dict side -> (h, v) of the last open-eye solution, or None
+        iterations : Gauss-Newton iterations
+
+        Returns
+        -------
+        weights : (52,) float64, ``w`` with the eight eyeLook weights replaced
+        solved : dict side -> (h, v) for the eyes solved (open, iris found) or held (closed)
+        open_ : dict side -> bool, whether each eye was open (False: closed or its landmarks missing)
+        """
+        fx, fy, cx, cy = intr
+        w = np.array(w, dtype=np.float64)
+        out = w.copy()
+        solved, open_ = {}, {}
+        for side, (p0, D, cols) in self.eyes.items():
+            iris = list(EYES[side][0])
+            hold = (previous or {}).get(side)
+            ap = eye_aperture(uv, side)
+            target = uv[iris]
+            if not (np.isfinite(ap) and ap >= BLINK_APERTURE and np.isfinite(target).all()):
+                open_[side] = False
+                if hold is not None:
+                    solved[side] = hold
+                    _set(out, cols, *hold)
+                continue
+            open_[side] = True
+            base = w.copy()
+            for c in cols.values():
+                base[c] = 0.0
+            x_base = p0 + D @ base  # (5, 3) the iris points with this eye looking straight
+            h, v = hold if hold is not None else (0.0, 0.0)
+            for _ in range(iterations):
+                ww = np.zeros(52)
+                _set(ww, cols, h, v)
+                x = x_base + D @ ww
+                xc = x @ R.T + t
+                z = xc[:, 2]
+                if (z <= 0.05).any():
+                    break
+                res = np.concatenate([fx * xc[:, 0] / z + cx - target[:, 0],
+                                      fy * xc[:, 1] / z + cy - target[:, 1]])  # fmt: skip
+                # d x / d h, d x / d v: the shape on the side of the current sign (the mean at 0)
+                dh = _side_column(D, cols["Out"], cols["In"], h)
+                dv = _side_column(D, cols["Down"], cols["Up"], v)
+                J = np.empty((2 * len(z), 2))
+                for j, dx in enumerate((dh, dv)):
+                    dc = dx @ R.T
+                    J[: len(z), j] = fx * (dc[:, 0] / z - xc[:, 0] * dc[:, 2] / z**2)
+                    J[len(z) :, j] = fy * (dc[:, 1] / z - xc[:, 1] * dc[:, 2] / z**2)
+                step = np.linalg.solve(J.T @ J + 1e-6 * np.eye(2), -J.T @ res)
+                h, v = float(np.clip(h + step[0], -1, 1)), float(np.clip(v + step[1], -1, 1))
+                if np.abs(step).max() < 1e-4:
+                    break
+            solved[side] = (h, v)
+            _set(out, cols, h, v)
+        return out, solved, open_
+
+
+def _set(w, cols, h, v) -> None:
+    w[cols["Out"]], w[cols["In"]] = max(h, 0.0), max(-h, 0.0)
+    w[cols["Down"]], w[cols["Up"]] = max(v, 0.0), max(-v, 0.0)
+
+
+def _side_column(D, pos, neg, s):
+    if s > 1e-9:
+        return D[:, :, pos]
+    if s < -1e-9:
+        return -D[:, :, neg]
+    return 0.5 * (D[:, :, pos] - D[:, :, neg])
+
+
+__all__ = ["BLINK_APERTURE", "EYES", "GazeSolver", "eye_aperture"]
