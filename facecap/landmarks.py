@@ -17,6 +17,42 @@ import numpy as np
 from .arkit import from_order
 
 ENV_VAR = "FACECAP_MEDIAPIPE_MODEL"
+EYE_CONTOURS: tuple[int, ...] = (
+    249,
+    263,
+    362,
+    373,
+    374,
+    380,
+    381,
+    382,
+    384,
+    385,
+    386,
+    387,
+    388,
+    390,
+    398,
+    466,  # subject's left eye
+    7,
+    33,
+    133,
+    144,
+    145,
+    153,
+    154,
+    155,
+    157,
+    158,
+    159,
+    160,
+    161,
+    163,
+    173,
+    246,  # right eye
+)
+"""MediaPipe's lid contours of both eyes (its FACE_LANDMARKS_LEFT_EYE / RIGHT_EYE connections): the
+landmarks the tracker fits by default, where depth sees least (a lid slides a few mm over the eyeball)."""
 CACHE_PATH = Path.home() / ".cache" / "facecap" / "face_landmarker.task"
 
 

@@ -48,6 +48,10 @@ class TrackerConfig:
     max_points : mask vertices that generate ICP rows per iteration (speed vs. noise averaging).
     depth_noise_1m : depth noise the fit assumes at 1 m [m]; it grows with the square of the distance
         and sets ``fit.sigma`` each frame (``for_camera`` picks it per RealSense model).
+    landmark_weights : (478,) float in [0, 1], optional
+        How much each MediaPipe landmark counts in the fit (multiplies its confidence). None: the lid
+        contours only (``facecap.landmarks.EYE_CONTOURS``), where depth is weakest; the iris points
+        drive the gaze (``facecap.gaze``) either way. ``np.ones(478)`` fits every landmark.
     prior : None, "builtin" or an ``facecap.prior.ExpressionPrior``
         An expression prior learned from real performances (:mod:`facecap.prior`; use it with
         ``fit.lambda_s=0.25``). Off by default: on the ICT head driven by held-out real takes it halves
@@ -64,6 +68,7 @@ class TrackerConfig:
     max_points: int = 2500
     depth_noise_1m: float = 0.0083
     prior: object = None
+    landmark_weights: np.ndarray | None = None
 
     @classmethod
     def for_camera(cls, camera: str, **kw) -> TrackerConfig:
@@ -183,6 +188,7 @@ class Tracker:
         self._buf = Buffers(len(self.model.sample))
         self._face_centre_rig = face_centre(self.rig)
         self._lmk = self._landmark_tables()
+        self._lmk_weight = self._landmark_weights(self.config.landmark_weights)
         try:  # gaze from the iris landmarks, when the rig has them on its eyeballs
             self._gaze = GazeSolver(self.rig)
         except ValueError:
@@ -197,6 +203,19 @@ class Tracker:
         self.tracked = False
         self.last_fit_ms = 0.0
         self._gaze_prev: dict = {}  # side -> (h, v) of the last open-eye gaze
+
+    @staticmethod
+    def _landmark_weights(weights) -> np.ndarray:
+        from .landmarks import EYE_CONTOURS
+
+        if weights is None:
+            out = np.zeros(478)
+            out[list(EYE_CONTOURS)] = 1.0
+            return out
+        out = np.asarray(weights, dtype=np.float64)
+        if out.shape != (478,) or not np.isfinite(out).all() or (out < 0).any() or (out > 1).any():
+            raise ValueError(f"landmark_weights must be (478,) values in [0, 1], got {out.shape}")
+        return out
 
     def _landmark_tables(self):
         """Mask-local triangles/barycentrics of the rig landmarks whose vertices are all in the mask."""
@@ -295,7 +314,7 @@ class Tracker:
         sel_uv = np.full((len(ids), 2), np.nan)
         sel_uv[have] = uv[ids[have]]
         sel_c = np.zeros(len(ids))
-        sel_c[have] = conf[ids[have]]
+        sel_c[have] = conf[ids[have]] * self._lmk_weight[ids[have]]
         sel_c = np.where(np.isfinite(sel_uv).all(1), np.clip(np.nan_to_num(sel_c), 0, 1), 0.0)
         return np.nan_to_num(sel_uv), sel_c, lt, lb, BL
 

@@ -138,3 +138,20 @@ def test_real_mediapipe_reads_the_direction_of_the_eyes(rig):
             state = Tracker(rig=rig, config=TrackerConfig.for_camera("d415")).track(frame, landmarks=uv)
             yaw = np.degrees(state.gaze[:, 0])
             assert (sign * yaw > 8).all(), yaw  # truth 24 deg
+
+
+def test_landmark_weights_default_to_the_lid_contours(rig):
+    """By default only the lid contours enter the fit; weights are checked at the boundary."""
+    from facecap.landmarks import EYE_CONTOURS
+
+    tr = Tracker(rig=rig)
+    assert set(np.flatnonzero(tr._lmk_weight)) == set(EYE_CONTOURS) and len(EYE_CONTOURS) == 32
+    uv = np.zeros((478, 2))
+    _, conf, *_ = tr._prepare_landmarks(uv, None)
+    ids = tr._lmk[0]
+    assert (conf[np.isin(ids, EYE_CONTOURS)] == 1).all() and (conf[~np.isin(ids, EYE_CONTOURS)] == 0).all()
+    assert Tracker(rig=rig, config=TrackerConfig(landmark_weights=np.ones(478)))._lmk_weight.all()
+    with pytest.raises(ValueError, match="landmark_weights"):
+        Tracker(rig=rig, config=TrackerConfig(landmark_weights=np.ones(10)))
+    with pytest.raises(ValueError, match="landmark_weights"):
+        Tracker(rig=rig, config=TrackerConfig(landmark_weights=np.full(478, 2.0)))
