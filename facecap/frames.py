@@ -103,15 +103,16 @@ class Frame:
     Parameters
     ----------
     color : (H, W, 3) uint8 RGB, or None when the source has no color stream
-    depth : (h, w) float32, metres; 0 means no data
-    depth_intrinsics : Intrinsics of the depth image
+    depth : (h, w) float32, metres; 0 means no data. None for a colour-only frame (a webcam, a video
+        file): then ``color`` is required and ``depth_intrinsics`` are the colour image's
+    depth_intrinsics : Intrinsics of the depth image (of the colour image when ``depth`` is None)
     color_intrinsics : Intrinsics of the color image (None without color)
     depth_to_color : Extrinsics; identity when depth is already aligned to color
     timestamp : float, seconds (device clock)
     index : int, frame number in its source
     """
 
-    depth: np.ndarray
+    depth: np.ndarray | None
     depth_intrinsics: Intrinsics
     color: np.ndarray | None = None
     color_intrinsics: Intrinsics | None = None
@@ -120,6 +121,15 @@ class Frame:
     index: int = 0
 
     def __post_init__(self) -> None:
+        if self.depth is None:
+            if self.color is None:
+                raise ValueError("a frame needs depth, colour or both (got neither)")
+            if self.color_intrinsics is None:
+                self.color_intrinsics = self.depth_intrinsics
+            if self.color_intrinsics != self.depth_intrinsics:
+                raise ValueError("a colour-only frame's depth_intrinsics must be its colour intrinsics")
+            self._check_color()
+            return
         d = np.asarray(self.depth)
         if d.ndim != 2:
             raise ValueError(f"depth must be a 2-D (H, W) array in metres, got shape {d.shape}")
@@ -150,6 +160,9 @@ class Frame:
         if bad.any():  # NaN/inf/negative become "no data"; never propagate into the fit
             d = np.where(bad, np.float32(0), d)
         self.depth = d
+        self._check_color()
+
+    def _check_color(self) -> None:
         if self.color is not None:
             c = np.asarray(self.color)
             if c.ndim != 3 or c.shape[2] != 3 or c.dtype != np.uint8:

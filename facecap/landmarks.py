@@ -17,42 +17,34 @@ import numpy as np
 from .arkit import from_order
 
 ENV_VAR = "FACECAP_MEDIAPIPE_MODEL"
+# fmt: off
 EYE_CONTOURS: tuple[int, ...] = (
-    249,
-    263,
-    362,
-    373,
-    374,
-    380,
-    381,
-    382,
-    384,
-    385,
-    386,
-    387,
-    388,
-    390,
-    398,
-    466,  # subject's left eye
-    7,
-    33,
-    133,
-    144,
-    145,
-    153,
-    154,
-    155,
-    157,
-    158,
-    159,
-    160,
-    161,
-    163,
-    173,
-    246,  # right eye
+    249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466,  # subject's left eye
+    7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246,  # right eye
 )
 """MediaPipe's lid contours of both eyes (its FACE_LANDMARKS_LEFT_EYE / RIGHT_EYE connections): the
 landmarks the tracker fits by default, where depth sees least (a lid slides a few mm over the eyeball)."""
+FACE_OVAL: tuple[int, ...] = (
+    10, 21, 54, 58, 67, 93, 103, 109, 127, 132, 136, 148, 149, 150, 152, 162, 172, 176, 234, 251, 284, 288,
+    297, 323, 332, 338, 356, 361, 365, 377, 378, 379, 389, 397, 400, 454,
+)
+"""MediaPipe's face-oval contour (FACE_LANDMARKS_FACE_OVAL): silhouette points that slide over the face
+as it turns, so no fixed point of a rig matches them."""
+LIPS: tuple[int, ...] = (
+    0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269,
+    270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415,
+)
+"""MediaPipe's outer and inner lip contours (FACE_LANDMARKS_LIPS)."""
+NOSE: tuple[int, ...] = (
+    1, 2, 4, 5, 6, 19, 45, 48, 64, 94, 97, 98, 115, 168, 195, 197, 220, 275, 278, 294, 326, 327, 344, 440,
+)
+"""MediaPipe's nose points (FACE_LANDMARKS_NOSE)."""
+RGB_LANDMARKS: tuple[int, ...] = EYE_CONTOURS + LIPS + NOSE
+"""What colour-only tracking fits: lids, lips and nose. MediaPipe's other points disagree with the
+built-in rig's map by pixels where expressions move little: the eye-socket points 257-260 sit 3-5 px
+above the rig's, which a fit of all landmarks (less the face oval) read as eyeWide held at 0.7 (weight MAE
+0.113 on the ICT head against 0.101 with these; adding the chin part of the oval: 0.127)."""
+# fmt: on
 CACHE_PATH = Path.home() / ".cache" / "facecap" / "face_landmarker.task"
 
 

@@ -1,4 +1,7 @@
-"""`facecap track FILE`: run the tracker over a RealSense recording and write weights and pose per frame.
+"""`facecap track FILE`: run the tracker over a recording and write weights and pose per frame.
+
+FILE is a RealSense recording (``.bag``/``.db3``: depth and colour) or a video file (``.mp4``, ``.mov``...:
+colour only, tracked from MediaPipe's landmarks alone, see :mod:`facecap.video`).
 
 The rows are the per-frame layout of :mod:`facecap.sinks.file` (the same as ``facecap export --format
 csv|jsonl``), written through the capture loop (:func:`facecap.pipeline.run`) one frame at a time.
@@ -9,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def track_file(path: str | Path, out: str | Path, *, rig=None, fmt: str | None = None, progress=None) -> dict:
-    """Track every frame of a ``.bag``/``.db3`` recording and write the result to ``out``.
+def track_file(path: str | Path, out: str | Path, *, rig=None, fmt: str | None = None, progress=None,
+               model: str | Path | None = None) -> dict:  # fmt: skip
+    """Track every frame of a ``.bag``/``.db3`` recording or a video file and write the result to ``out``.
 
     Parameters
     ----------
@@ -18,11 +22,14 @@ def track_file(path: str | Path, out: str | Path, *, rig=None, fmt: str | None =
     out : ``.csv`` or ``.jsonl`` file (or give ``fmt``), flushed every frame: Ctrl-C keeps what was tracked
     rig : Rig, path or None (the built-in rig)
     progress : None, True or a ``facecap.progress.Progress``
+    model : MediaPipe model for a video (default: ``facecap.landmarks.find_model``'s search)
 
     Returns
     -------
     ``{"frames": n, "tracked_fraction": f, "dropped": d, "interrupted": bool}``, ``d`` the depth frames
-    without a colour frame to align to (:attr:`facecap.realsense.RecordingSource.dropped`).
+    without a colour frame to align to (:attr:`facecap.realsense.RecordingSource.dropped`); for a video
+    also ``landmark_frames`` (frames MediaPipe found the face in) and ``truncated`` (frames its header
+    announced that could not be decoded).
     """
     from .formats import load_rig
     from .pipeline import Outputs, run
@@ -30,15 +37,36 @@ def track_file(path: str | Path, out: str | Path, *, rig=None, fmt: str | None =
     from .rig import Rig
     from .sinks import FileSink
     from .tracker import Tracker, TrackerConfig
+    from .video import is_video
 
-    src = RecordingSource(path)
     rig = rig if isinstance(rig, Rig) else load_rig(rig)
+    if is_video(path):
+        return _track_video(path, out, rig, fmt, progress, model)
+    src = RecordingSource(path)
     info = src.info()
     fps = float(info.get("fps") or 30.0)
     sink = FileSink(out, fps, fmt=fmt, meta={"source": str(path), "rig": rig.name})
     tracker = Tracker(rig=rig, config=TrackerConfig.for_camera(str(info.get("device") or "")))
     res = run(src, tracker, Outputs([sink], fps=fps), progress=progress, total=src.frame_count)
     return {k: res[k] for k in ("frames", "tracked_fraction", "dropped", "interrupted")}
+
+
+def _track_video(path, out, rig, fmt, progress, model) -> dict:
+    from .landmarks import FaceLandmarker
+    from .pipeline import Outputs, run
+    from .sinks import FileSink
+    from .tracker import Tracker
+    from .video import VideoSource
+
+    src = VideoSource(path)
+    with FaceLandmarker(model, blendshapes=False) as lm:
+        sink = FileSink(
+            out, src.fps, fmt=fmt, meta={"source": str(path), "rig": rig.name, "colour_only": True}
+        )
+        res = run(src, Tracker(rig=rig), Outputs([sink], fps=src.fps), landmarker=lm, progress=progress,
+                  total=src.frame_count)  # fmt: skip
+    keys = ("frames", "tracked_fraction", "dropped", "interrupted", "landmark_frames")
+    return {k: res[k] for k in keys} | {"truncated": src.truncated}
 
 
 __all__ = ["track_file"]

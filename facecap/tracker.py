@@ -16,10 +16,21 @@ import numpy as np
 from scipy import ndimage
 
 from . import arkit, pose
-from .fit import Buffers, FitParams, MaskModel, fit_frame, robust_energy, rodrigues
+from .fit import (
+    LAMBDA_S_ACTOR,
+    LAMBDA_S_GENERIC,
+    Buffers,
+    FitParams,
+    FitResult,
+    MaskModel,
+    fit_frame,
+    robust_energy,
+    rodrigues,
+)
 from .formats import load_rig
 from .frames import Frame, Intrinsics
 from .gaze import GazeSolver
+from .landmarks import RGB_LANDMARKS
 from .rig import Rig
 from .state import FaceState
 
@@ -27,6 +38,11 @@ from .state import FaceState
 # (z^2 * 0.08 px / (f * baseline) * 2, docs/design.md §3: measured noise runs 3-5x the floor); the margin
 # stands for the spatial correlation of stereo depth (neighbouring pixels are not independent).
 DEPTH_NOISE_1M = {"d415": 0.0083, "d435": 0.0136}
+
+RGB_SIGMA_PX = 1.5
+"""Landmark error the colour-only fit assumes [px]."""
+RGB_FAR_M = 3.0
+"""Farthest face the colour-only fit accepts [m] (a webcam sees farther than a depth camera)."""
 
 # Start hypotheses of the expression stage of acquisition (weights by name; the rest start at 0): a
 # closed, a half-open and a wide-open jaw. The fit with the lowest robust energy is kept.
@@ -189,6 +205,8 @@ class Tracker:
         self._face_centre_rig = face_centre(self.rig)
         self._lmk = self._landmark_tables()
         self._lmk_weight = self._landmark_weights(self.config.landmark_weights)
+        self._rgb_weight = np.zeros(478)  # colour only: lids, lips and nose (facecap.landmarks)
+        self._rgb_weight[list(RGB_LANDMARKS)] = 1.0
         try:  # gaze from the iris landmarks, when the rig has them on its eyeballs
             self._gaze = GazeSolver(self.rig)
         except ValueError:
@@ -236,8 +254,11 @@ class Tracker:
 
         Parameters
         ----------
-        frame : Frame with depth (H, W) float32 metres
+        frame : Frame with depth (H, W) float32 metres, or a colour-only frame (``depth=None``: a webcam,
+            a video), which is fitted to the landmarks alone (lids, lips and nose,
+            ``facecap.landmarks.RGB_LANDMARKS``; the rig's metric size sets the distance)
         landmarks : (478, 2) or (468, 2) float pixels in the depth image, MediaPipe order, optional
+            (required for a colour-only frame)
             (NaN rows are ignored). A simulated detector may pass projected ground truth with noise.
         confidences : (len(landmarks),) float in [0, 1], optional (default 1)
 
@@ -257,18 +278,20 @@ class Tracker:
                 f"frame is {intr.width}x{intr.height}, tracker was set up for "
                 f"{self.intrinsics.width}x{self.intrinsics.height}"
             )
-        lmk = self._prepare_landmarks(landmarks, confidences)
-        t0 = time.perf_counter()
         depth = frame.depth
+        lmk = self._prepare_landmarks(landmarks, confidences, rgb=depth is None)
+        t0 = time.perf_counter()
         res = None
         # one BLAS thread: the 58x58 normal equations are too small to gain from more, and extra
         # threads only contend with the rest of the capture loop (measured 2.8 vs 4.2 ms per frame)
         with _blas_controller().limit(limits=1, user_api="blas"):
-            if self.tracked:
+            if depth is None:  # colour only: the landmarks are all there is
+                res = self._track_rgb(intr, lmk)
+            elif self.tracked:
                 res = self._fit(depth, intr, lmk, self._params(self.t[2]), w_prev=self.w)
                 if not self._accept(res):
                     res = None
-            if res is None:
+            if res is None and depth is not None:
                 res = self._acquire(depth, intr, lmk)
         self.last_fit_ms = (time.perf_counter() - t0) * 1000
         if res is None:
@@ -298,7 +321,7 @@ class Tracker:
         )
 
     # ------------------------------------------------------------------ internals
-    def _prepare_landmarks(self, landmarks, confidences):
+    def _prepare_landmarks(self, landmarks, confidences, rgb: bool = False):
         if landmarks is None:
             return None
         uv = np.asarray(landmarks, dtype=np.float64)
@@ -314,7 +337,8 @@ class Tracker:
         sel_uv = np.full((len(ids), 2), np.nan)
         sel_uv[have] = uv[ids[have]]
         sel_c = np.zeros(len(ids))
-        sel_c[have] = conf[ids[have]] * self._lmk_weight[ids[have]]
+        weight = self._rgb_weight if rgb else self._lmk_weight
+        sel_c[have] = conf[ids[have]] * weight[ids[have]]
         sel_c = np.where(np.isfinite(sel_uv).all(1), np.clip(np.nan_to_num(sel_c), 0, 1), 0.0)
         return np.nan_to_num(sel_uv), sel_c, lt, lb, BL
 
@@ -349,7 +373,67 @@ class Tracker:
     def _params(self, z: float) -> FitParams:
         """Fit parameters with the noise level at distance z (metres)."""
         sigma = float(np.clip(self.config.depth_noise_1m * z * z, 0.0005, 0.01))
-        return replace(self.config.fit, sigma=sigma, **self._prior)
+        extra = {}
+        if self.config.fit.lambda_s is None:  # the rig knows whether it was fitted to this performer
+            extra["lambda_s"] = LAMBDA_S_ACTOR if "calibration" in (self.rig.meta or {}) else LAMBDA_S_GENERIC
+        return replace(self.config.fit, sigma=sigma, **self._prior, **extra)
+
+    def _track_rgb(self, intr, lmk):
+        """Pose and weights from the landmarks alone (a colour-only frame), or None (no face or a bad
+        fit). The rig's metric size sets the distance. Acquisition starts from a perspective-n-point pose
+        of the neutral's landmarks (OpenCV's SQPnP)."""
+        if lmk is None or np.count_nonzero(lmk[1]) < 30:
+            return None
+        fit = replace(self._params(0.6), sigma_px=RGB_SIGMA_PX)
+        empty = np.zeros((1, 1), np.float32)  # no depth rows: every vertex projects off this image
+        if self.tracked:
+            res = self._judge_rgb(self._fit(empty, intr, lmk, fit, w_prev=self.w), lmk, intr)
+            if res is not None:
+                return res
+        start = self._pnp(lmk, intr)
+        if start is None:
+            return None
+        w0 = np.zeros(arkit.NUM_SHAPES)
+        res = self._fit(empty, intr, lmk, replace(fit, iterations=8, max_iterations=12), R=start[0],
+                        t=start[1], w=w0)  # fmt: skip
+        return self._judge_rgb(res, lmk, intr)
+
+    def _landmark_points(self, lmk, w) -> np.ndarray:
+        _, _, lt, lb, BL = lmk
+        m = self.model
+        return np.einsum("lq,lqd->ld", lb, m.b0[lt]) + BL @ w  # (L, 3) rig space
+
+    def _pnp(self, lmk, intr):
+        import cv2
+
+        uv, conf = lmk[0], lmk[1]
+        use = conf > 0
+        obj = self._landmark_points(lmk, np.zeros(arkit.NUM_SHAPES))[use]
+        K = np.array([[intr.fx, 0, intr.cx], [0, intr.fy, intr.cy], [0, 0, 1]], np.float64)
+        try:
+            ok, rvec, tvec = cv2.solvePnP(obj, uv[use].astype(np.float64), K, None, flags=cv2.SOLVEPNP_SQPNP)
+        except cv2.error:
+            return None
+        if not ok or not np.isfinite(tvec).all() or tvec[2, 0] <= 0:
+            return None
+        return cv2.Rodrigues(rvec)[0], tvec[:, 0].astype(np.float64)
+
+    def _judge_rgb(self, res, lmk, intr):
+        """The fit with quality = share of used landmarks within 3 px (scaled to 640 px wide), or None
+        when the landmarks are not explained (median error over 5 px) or the face is out of range."""
+        x = self._landmark_points(lmk, res.weights) @ res.rotation.T + res.translation
+        use = lmk[1] > 0
+        z = x[use, 2]
+        if (z <= 0.05).any():
+            return None
+        proj = np.stack([intr.fx * x[use, 0] / z + intr.cx, intr.fy * x[use, 1] / z + intr.cy], 1)
+        err = np.linalg.norm(proj - lmk[0][use], axis=1) * (640.0 / intr.width)
+        if not np.isfinite(err).all() or np.median(err) > 5.0:
+            return None
+        if not (self.config.near < res.translation[2] < RGB_FAR_M):
+            return None
+        inl = int(np.count_nonzero(err < 3.0))
+        return FitResult(res.rotation, res.translation, res.weights, inl, int(use.sum()), float("nan"))
 
     def _accept(self, res) -> bool:
         c = self.config

@@ -98,3 +98,9 @@ def test_gaze_benchmark_runs():
     res = _bench("bench_gaze.py", "--frames", "30")
     assert res["iris_true_landmarks"]["gaze_err_deg_median"] < res["depth_only"]["gaze_err_deg_median"]
     assert res["iris"]["eyelook_mae"] < res["mediapipe"]["eyelook_mae"]
+
+
+def test_rgb_benchmark_runs():
+    res = _bench("bench_rgb.py", "--frames", "20", "--video-frames", "40", "--no-identity")
+    assert res["synthetic"]["ict"]["rgb_only"]["tracked_fraction"] > 0.9
+    assert res["videos_summary"]["face_fraction_min"] >= 0.95

@@ -87,13 +87,16 @@ def cmd_track(args: argparse.Namespace) -> int:
     from .files import refuse_overwrite
 
     refuse_overwrite(args.out, args)
-    n = track_file(args.file, args.out, rig=args.rig, fmt=args.format, progress=True)
+    n = track_file(args.file, args.out, rig=args.rig, fmt=args.format, progress=True,
+                   model=None if args.landmarks in (None, "auto") else args.landmarks)  # fmt: skip
     if n["interrupted"]:  # the rows tracked so far are in the file
         print("interrupted", file=sys.stderr)
         return 130
     print(f"tracked {n['frames']} frames ({n['tracked_fraction'] * 100:.1f}% with a face) -> {args.out}")
     if n["dropped"]:
         print(f"dropped {n['dropped']} depth frames without a colour frame to align to")
+    if n.get("truncated"):
+        print(f"the video ends early: {n['truncated']} frames its header announced could not be decoded")
     return 0
 
 

@@ -96,8 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_arguments(demo)
     demo.set_defaults(func=capture.cmd_demo)
 
-    track = sub.add_parser("track", help="track a RealSense recording (.bag/.db3) and write weights and pose")
-    track.add_argument("file", help="recording made by RealSense Viewer or facecap (.bag or .db3)")
+    track = sub.add_parser(
+        "track",
+        help="track a RealSense recording (.bag/.db3) or a video file (.mp4...) and write weights and pose",
+    )
+    track.add_argument(
+        "file",
+        help="recording made by RealSense Viewer or facecap (.bag or .db3), or a video "
+        "(.mp4, .mov, .avi, .mkv, .webm: colour only, tracked from MediaPipe's landmarks)",
+    )
+    track.add_argument(
+        "--landmarks",
+        metavar="MODEL|auto",
+        default=None,
+        help="MediaPipe face_landmarker.task for a video (default: auto, the search of "
+        "FACECAP_MEDIAPIPE_MODEL and ~/.cache/facecap)",
+    )
     track.add_argument("--out", required=True, help="output file: .csv (one row per frame) or .jsonl")
     track.add_argument("--force", action="store_true", help="replace OUT if it exists")
     track.add_argument("--format", choices=["csv", "jsonl"], help="default: from the --out suffix")

@@ -1,0 +1,147 @@
+"""Colour-only tracking: facecap fitted to MediaPipe's landmarks alone, beside MediaPipe's blendshapes.
+
+    python bench/bench_rgb.py [--frames 150] [--out FILE.json]
+
+1. Synthetic, with ground truth: the ICT head and an unseen identity (``synth.random_identity``) rendered by
+   the synthetic actor (640x480 colour, head motion +-20 deg yaw / +-10 deg pitch at 0.6 m), driven by the 7
+   real Live Link takes. The depth image is dropped: ``Frame(depth=None)``. Rows: facecap colour-only
+   (built-in rig), facecap with depth on the same frames, MediaPipe's own blendshapes. Weight MAE without
+   eyeLook*/tongueOut, head rotation error, distance error (the rig's metric size sets the scale).
+2. Real videos (``../shared/data/face_videos``, LivePortrait driving clips): the fraction of frames with a
+   face, facecap's jawOpen against MediaPipe's (Pearson r), and the jitter of the weights: the median over
+   frames of the mean absolute frame-to-frame change of the 50 scored weights, beside MediaPipe's own.
+
+Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_accuracy import SCORED, SHARED, render, summarise, takes  # noqa: E402
+
+from facecap import Tracker, TrackerConfig, arkit, pose  # noqa: E402
+from facecap.formats import load_rig  # noqa: E402
+from facecap.frames import Frame, color_to_depth_pixels  # noqa: E402
+from facecap.landmarks import FaceLandmarker  # noqa: E402
+from facecap.synth import random_identity  # noqa: E402
+from facecap.video import VideoSource  # noqa: E402
+
+MODEL = SHARED / "mediapipe_face_landmarker" / "face_landmarker.task"
+
+
+def colour_only(f: Frame) -> Frame:
+    return Frame(depth=None, depth_intrinsics=f.color_intrinsics, color=f.color, timestamp=f.timestamp,
+                 index=f.index)  # fmt: skip
+
+
+def synthetic(rig, face, n: int, seed: int) -> dict:
+    est = {"rgb_only": [], "depth": [], "mediapipe": []}
+    ok = {k: [] for k in est}
+    rot, dz, truth = [], [], []
+    for ti, (_, W) in enumerate(takes(n)):
+        frames, R = render(face, W, seed + ti, "d415")
+        truth.append(W)
+        with FaceLandmarker(MODEL) as lm:
+            dets = [lm.detect(f.color, f.timestamp) for f in frames]
+        uv = [None if d is None else color_to_depth_pixels(d.landmarks, f) for d, f in
+              zip(dets, frames, strict=True)]  # fmt: skip
+        for k in ("rgb_only", "depth"):
+            tr = Tracker(rig=rig, config=TrackerConfig.for_camera("d415"))
+            for f, u, r in zip(frames, uv, R, strict=True):
+                s = tr.track(colour_only(f) if k == "rgb_only" else f, landmarks=u)
+                est[k].append(s.weights)
+                ok[k].append(s.tracked)
+                if k == "rgb_only" and s.tracked:
+                    rot.append(pose.rotation_angle_deg(s.rotation, r))
+                    dz.append(abs(s.translation[2] - 0.6))
+        for d in dets:
+            est["mediapipe"].append(d.blendshapes if d is not None else np.zeros(52))
+            ok["mediapipe"].append(d is not None)
+    T = np.concatenate(truth)
+    out = {k: summarise(np.array(est[k]), T, np.array(ok[k])) | {"tracked_fraction":
+           round(float(np.mean(ok[k])), 4)} for k in est}  # fmt: skip
+    for v in out.values():
+        v.pop("gains_below_0.85")
+    out["rgb_only"]["rot_err_deg_median"] = round(float(np.median(rot)), 2) if rot else None
+    out["rgb_only"]["distance_err_mm_median"] = round(float(np.median(dz)) * 1000, 1) if dz else None
+    return out
+
+
+def jitter(W: np.ndarray) -> float:
+    d = np.abs(np.diff(W[:, SCORED], axis=0)).mean(1)
+    return round(float(np.median(d)), 4) if len(d) else float("nan")
+
+
+def real_video(path: Path, max_frames: int | None) -> dict:
+    src = VideoSource(path, max_frames=max_frames)
+    tr = Tracker(rig=load_rig())
+    ours, theirs, found = [], [], 0
+    with FaceLandmarker(MODEL) as lm:
+        for f in src:
+            d = lm.detect(f.color, f.timestamp)
+            s = tr.track(f, landmarks=None if d is None else d.landmarks)
+            if d is not None:
+                found += 1
+                if s.tracked:
+                    ours.append(s.weights)
+                    theirs.append(d.blendshapes)
+    n = src.frames_read
+    ours, theirs = np.array(ours), np.array(theirs)
+    j = arkit.INDEX["jawOpen"]
+    r = float(np.corrcoef(ours[:, j], theirs[:, j])[0, 1]) if len(ours) > 2 else float("nan")
+    return {"frames": n, "face_fraction": round(found / max(n, 1), 4),
+            "tracked_fraction": round(len(ours) / max(n, 1), 4), "jawOpen_r_vs_mediapipe": round(r, 3),
+            "jitter_facecap": jitter(ours), "jitter_mediapipe": jitter(theirs)}  # fmt: skip
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=150, help="frames per take (default 150)")
+    ap.add_argument("--video-frames", type=int, default=None, help="frames per real video (default: all)")
+    ap.add_argument("--no-identity", action="store_true", help="only the ICT head")
+    ap.add_argument("--out", help="also write the JSON here")
+    args = ap.parse_args(argv)
+    if not MODEL.is_file():
+        raise SystemExit(f"shared data missing: {MODEL}")
+    t0 = time.perf_counter()
+    rig = load_rig()
+    res = {"bench": "rgb", "frames_per_take": args.frames, "synthetic": {}, "videos": {}}
+    res["synthetic"]["ict"] = synthetic(rig, rig, args.frames, 0)
+    print("  [ict done]", file=sys.stderr, flush=True)
+    if not args.no_identity:
+        res["synthetic"]["identity1"] = synthetic(rig, random_identity(rig, seed=1), args.frames, 100)
+        print("  [identity1 done]", file=sys.stderr, flush=True)
+    for p in sorted((SHARED / "face_videos").glob("*.mp4")):
+        res["videos"][p.stem] = real_video(p, args.video_frames)
+        print(f"  [{p.stem} done]", file=sys.stderr, flush=True)
+    vids = list(res["videos"].values())
+    if vids:
+        res["videos_summary"] = {
+            "face_fraction_min": min(v["face_fraction"] for v in vids),
+            "jawOpen_r_median": round(float(np.nanmedian([v["jawOpen_r_vs_mediapipe"] for v in vids])), 3),
+            "jawOpen_r_min": round(float(np.nanmin([v["jawOpen_r_vs_mediapipe"] for v in vids])), 3),
+            "jawOpen_constant_in": [
+                k for k, v in res["videos"].items() if not np.isfinite(v["jawOpen_r_vs_mediapipe"])
+            ],  # fmt: skip
+        }
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
