@@ -10,6 +10,7 @@ weights and the rotation hardly depend on it.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class VideoSource:
     source : path of a video file, or an int webcam index (OpenCV's ``VideoCapture``)
     fov_deg : assumed horizontal field of view [degrees]
     max_frames : stop after this many frames (None: all)
+    wall_clock : timestamps from the time each frame was read (a webcam) instead of index / fps
 
     Raises
     ------
@@ -53,7 +55,8 @@ class VideoSource:
     announced were missing.
     """
 
-    def __init__(self, source: str | Path | int, *, fov_deg: float = 60.0, max_frames: int | None = None):
+    def __init__(self, source: str | Path | int, *, fov_deg: float = 60.0, max_frames: int | None = None,
+                 wall_clock: bool = False):  # fmt: skip
         import cv2
 
         self.webcam = isinstance(source, int)
@@ -88,6 +91,7 @@ class VideoSource:
         self.max_frames = max_frames
         self.frames_read = 0
         self.dropped = 0
+        self.wall_clock = bool(wall_clock)
 
     @property
     def truncated(self) -> int:
@@ -102,13 +106,15 @@ class VideoSource:
         try:
             bgr = self._first
             i = 0
+            t0 = time.monotonic()
             while bgr is not None and (self.max_frames is None or i < self.max_frames):
                 rgb = np.ascontiguousarray(bgr[:, :, ::-1])
                 k = self.intrinsics
                 if rgb.shape[:2] != (k.height, k.width):  # a stream that changes size mid-way: stop
                     break
                 yield Frame(depth=None, depth_intrinsics=k, color=rgb, color_intrinsics=k,
-                            timestamp=i / self.fps, index=i)  # fmt: skip
+                            timestamp=time.monotonic() - t0 if self.wall_clock else i / self.fps,
+                            index=i)  # fmt: skip
                 i += 1
                 self.frames_read = i
                 ok, bgr = self._cap.read()

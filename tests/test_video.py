@@ -131,3 +131,13 @@ def test_track_command_on_a_real_video(tmp_path, clip, model, capsys):
     frames = [r for r in rows if "weights" in r or "tracked" in r]
     assert len(frames) >= 200 and np.mean([r.get("tracked", False) for r in frames]) > 0.95
     assert "tracked 216 frames" in capsys.readouterr().out
+
+
+def test_play_a_video_and_live_without_a_webcam(clip, model, capsys):
+    from facecap.cli import main
+
+    rc = main(["play", str(clip), "--json", "--max-frames", "30", "--landmarks", str(model)])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 0 and res["frames"] == 30 and res["tracked_fraction"] > 0.9 and res["landmark_frames"] == 30
+    assert main(["live", "--webcam", "7", "--max-frames", "3", "--landmarks", str(model)]) != 0
+    assert "no webcam at index 7" in capsys.readouterr().err

@@ -197,6 +197,18 @@ def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, m
 def cmd_live(args: argparse.Namespace) -> int:
     from ..realsense import LiveSource
 
+    if args.webcam is not None:  # colour only: MediaPipe's landmarks are all the tracker has
+        from ..video import VideoSource
+
+        src = VideoSource(args.webcam, fov_deg=args.fov, wall_clock=True)
+        args.landmarks = args.landmarks or "auto"
+        camera = {"kind": "webcam", "index": args.webcam, "fov_deg": args.fov,
+                  "resolution": [src.intrinsics.width, src.intrinsics.height]}  # fmt: skip
+        try:
+            meta = {"source": f"webcam {args.webcam}"}
+            return run_capture(args, src, fps=src.fps, camera=camera, meta=meta, verb="captured")
+        finally:
+            src.close()
     src = LiveSource(args.width, args.height, args.fps, serial=args.serial)  # validates size and rate
 
     def start():
@@ -214,7 +226,15 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 def cmd_play(args: argparse.Namespace) -> int:
     from ..realsense import RecordingSource
+    from ..video import VideoSource, is_video
 
+    if is_video(args.file):  # colour only: tracked from MediaPipe's landmarks
+        src = VideoSource(args.file, fov_deg=args.fov)
+        args.landmarks = args.landmarks or "auto"
+        camera = {"kind": "video", "fov_deg": args.fov, "fps": src.fps,
+                  "resolution": [src.intrinsics.width, src.intrinsics.height]}  # fmt: skip
+        return run_capture(args, src, fps=src.fps, camera=camera, meta={"source": str(args.file)},
+                           verb="played", realtime=args.realtime, total=src.frame_count)  # fmt: skip
     src = RecordingSource(args.file)
     info = src.info()
     camera = {"kind": "recording", "device": info.get("device"), "resolution": info.get("resolution"),

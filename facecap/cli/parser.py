@@ -273,10 +273,24 @@ def build_parser() -> argparse.ArgumentParser:
         "Stop with Ctrl-C: the take is finalised and the receivers are released.",
         epilog="examples:\n  facecap live --vmc 127.0.0.1:39539\n"
         "  facecap live --fps 60 --livelink 192.168.1.20 --record takes/slate1_take1\n"
-        "  facecap live --vmc 127.0.0.1:39539 --retarget vrm0 --landmarks auto",
+        "  facecap live --vmc 127.0.0.1:39539 --retarget vrm0 --landmarks auto\n"
+        "  facecap live --webcam 0 --vmc 127.0.0.1:39539   (no depth camera: colour only)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     live.add_argument("--serial", help="serial number of the camera (default: the first one found)")
+    live.add_argument(
+        "--webcam",
+        type=int,
+        metavar="N",
+        help="track a webcam (OpenCV index N, usually 0) instead of a RealSense: colour only, "
+        "from MediaPipe's landmarks (--landmarks defaults to auto)",
+    )
+    live.add_argument(
+        "--fov",
+        type=float,
+        default=60.0,
+        help="with --webcam: its horizontal field of view in degrees (default 60)",
+    )
     live.add_argument("--width", type=int, default=640, help="stream width in pixels (default 640)")
     live.add_argument("--height", type=int, default=480, help="stream height in pixels (default 480)")
     live.add_argument("--fps", type=int, default=30, choices=[6, 15, 30, 60, 90], help="frames per second")
@@ -292,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.set_defaults(func=capture.cmd_live)
 
     play = sub.add_parser(
-        "play", help="track a RealSense recording (.bag/.db3) and stream / record it like a live camera",
+        "play", help="track a recording (.bag/.db3) or a video and stream / record it like a live camera",
         description="Play a RealSense recording through the tracker and send every frame to receivers "
         "and/or record a take, as `facecap live` does with a camera. As fast as possible by default; "
         "--realtime keeps the recording's own pace.",
@@ -300,7 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
         "  facecap play take.db3 --record takes/take1 --landmarks auto",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    play.add_argument("file", help="recording made by RealSense Viewer or facecap (.bag or .db3)")
+    play.add_argument(
+        "file",
+        help="recording made by RealSense Viewer or facecap (.bag or .db3), or a "
+        "video (.mp4, .mov...: colour only, from MediaPipe's landmarks)",
+    )
+    play.add_argument(
+        "--fov",
+        type=float,
+        default=60.0,
+        help="for a video: the camera's horizontal field of view in degrees (default 60)",
+    )
     play.add_argument("--realtime", action="store_true", help="pace frames to the recording's timestamps")
     play.add_argument("--speed", type=float, default=1.0, help="speed factor with --realtime (default 1)")
     play.add_argument(
