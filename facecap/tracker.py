@@ -258,8 +258,8 @@ class Tracker:
             a video), which is fitted to the landmarks alone (lids, lips and nose,
             ``facecap.landmarks.RGB_LANDMARKS``; the rig's metric size sets the distance)
         landmarks : (478, 2) or (468, 2) float pixels in the depth image, MediaPipe order, optional
-            (required for a colour-only frame)
-            (NaN rows are ignored). A simulated detector may pass projected ground truth with noise.
+            (required for a colour-only frame; NaN rows are ignored). A simulated detector may pass
+            projected ground truth with noise. The iris points (468-477) give the gaze (facecap.gaze).
         confidences : (len(landmarks),) float in [0, 1], optional (default 1)
 
         Returns
