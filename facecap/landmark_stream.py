@@ -122,7 +122,6 @@ class LandmarkStream:
         self.max_age_s = max_age_s
         self.wait_s = float(wait_s)
         self.notes: list[str] = []
-        self.detected = 0  # frames the detector ran on
         self.errors = 0  # frames the detector raised on
         self._errors_seen: set[str] = set()
         self._source = source
@@ -208,7 +207,6 @@ class LandmarkStream:
                 return
             try:
                 lm, why = detect_landmarks(self._lm, item.frame)
-                self.detected += 1
             except Exception as e:  # a detector that fails on a frame: that frame has no landmarks
                 lm, why = None, None
                 self.errors += 1

@@ -30,7 +30,7 @@ from .fit import (
 from .formats import load_rig
 from .frames import Frame, Intrinsics
 from .gaze import GazeSolver
-from .landmarks import RGB_LANDMARKS
+from .landmarks import EYE_CONTOURS, RGB_LANDMARKS
 from .rig import Rig
 from .state import FaceState
 
@@ -204,9 +204,10 @@ class Tracker:
         self._buf = Buffers(len(self.model.sample))
         self._face_centre_rig = face_centre(self.rig)
         self._lmk = self._landmark_tables()
+        _, lt, lb, self._lmk_BL = self._lmk
+        self._lmk_p0 = np.einsum("lq,lqd->ld", lb, self.model.b0[lt])  # (L, 3) at the neutral, rig space
         self._lmk_weight = self._landmark_weights(self.config.landmark_weights)
-        self._rgb_weight = np.zeros(478)  # colour only: lids, lips and nose (facecap.landmarks)
-        self._rgb_weight[list(RGB_LANDMARKS)] = 1.0
+        self._rgb_weight = _selection(RGB_LANDMARKS)  # colour only: lids, lips and nose
         try:  # gaze from the iris landmarks, when the rig has them on its eyeballs
             self._gaze = GazeSolver(self.rig)
         except ValueError:
@@ -224,12 +225,8 @@ class Tracker:
 
     @staticmethod
     def _landmark_weights(weights) -> np.ndarray:
-        from .landmarks import EYE_CONTOURS
-
         if weights is None:
-            out = np.zeros(478)
-            out[list(EYE_CONTOURS)] = 1.0
-            return out
+            return _selection(EYE_CONTOURS)
         out = np.asarray(weights, dtype=np.float64)
         if out.shape != (478,) or not np.isfinite(out).all() or (out < 0).any() or (out > 1).any():
             raise ValueError(f"landmark_weights must be (478,) values in [0, 1], got {out.shape}")
@@ -398,17 +395,16 @@ class Tracker:
                         t=start[1], w=w0)  # fmt: skip
         return self._judge_rgb(res, lmk, intr)
 
-    def _landmark_points(self, lmk, w) -> np.ndarray:
-        _, _, lt, lb, BL = lmk
-        m = self.model
-        return np.einsum("lq,lqd->ld", lb, m.b0[lt]) + BL @ w  # (L, 3) rig space
+    def _landmark_points(self, w) -> np.ndarray:
+        """(L, 3) rig-space points of the rig's landmarks in the mask at weights w."""
+        return self._lmk_p0 + self._lmk_BL @ w
 
     def _pnp(self, lmk, intr):
         import cv2
 
         uv, conf = lmk[0], lmk[1]
         use = conf > 0
-        obj = self._landmark_points(lmk, np.zeros(arkit.NUM_SHAPES))[use]
+        obj = self._landmark_points(np.zeros(arkit.NUM_SHAPES))[use]
         K = np.array([[intr.fx, 0, intr.cx], [0, intr.fy, intr.cy], [0, 0, 1]], np.float64)
         try:
             ok, rvec, tvec = cv2.solvePnP(obj, uv[use].astype(np.float64), K, None, flags=cv2.SOLVEPNP_SQPNP)
@@ -421,7 +417,7 @@ class Tracker:
     def _judge_rgb(self, res, lmk, intr):
         """The fit with quality = share of used landmarks within 3 px (scaled to 640 px wide), or None
         when the landmarks are not explained (median error over 5 px) or the face is out of range."""
-        x = self._landmark_points(lmk, res.weights) @ res.rotation.T + res.translation
+        x = self._landmark_points(res.weights) @ res.rotation.T + res.translation
         use = lmk[1] > 0
         z = x[use, 2]
         if (z <= 0.05).any():
@@ -497,6 +493,13 @@ class Tracker:
             if e < energy:
                 res, energy = r, e
         return res if self._accept(res) else None
+
+
+def _selection(ids) -> np.ndarray:
+    """(478,) float64 weights: 1 at the MediaPipe indices ``ids``, 0 elsewhere."""
+    out = np.zeros(478)
+    out[list(ids)] = 1.0
+    return out
 
 
 def gaze_from_weights(w: np.ndarray) -> np.ndarray:

@@ -90,7 +90,6 @@ class VideoSource:
         self.frame_count = None if self.webcam or n <= 0 else n
         self.max_frames = max_frames
         self.frames_read = 0
-        self.dropped = 0
         self.wall_clock = bool(wall_clock)
 
     @property
