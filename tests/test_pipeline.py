@@ -592,3 +592,36 @@ def test_sigkill_of_synth_and_track_leaves_readable_output(long_recording, tmp_p
         rows = list(csv_mod.reader(out.read_text().splitlines()))
         widths = [len(r) for r in rows]
         assert len(set(widths[:-1])) <= 1, (k, set(widths))  # only the last row may be cut
+
+
+def test_a_signal_inside_a_callback_from_c_still_stops_the_command():
+    """SIGINT arrives while Python runs a callback from C (as Numba's cache writer is when a command
+    compiles its kernels): the interrupt is not lost to an "Exception ignored" message, it reaches the
+    command once the callback returns."""
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import ctypes, os, signal, time
+        from facecap.cli.signals import signal_policy
+
+        CB = ctypes.CFUNCTYPE(None)
+        def busy():  # a callback from C, like llvmlite's object-cache notify
+            os.kill(os.getpid(), signal.SIGINT)
+            t = time.monotonic()
+            while time.monotonic() - t < 0.2:
+                pass
+        cb = CB(busy)
+        with signal_policy() as policy:
+            try:
+                cb()
+                time.sleep(5)  # the re-delivered interrupt ends this
+                print("not interrupted")
+            except KeyboardInterrupt:
+                print("interrupted", policy.exit_code)
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "interrupted 130", (r.stdout, r.stderr)
+    assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -7,6 +7,11 @@
   nervous double Ctrl-C, and no exception is raised inside cleanup code.
 - A third forces an immediate exit (``os._exit``, same code). Every record already written stays
   readable: takes recover record by record (:mod:`facecap.take.recover`).
+
+A signal that arrives while Python runs a callback from C code (Numba's compiler writing its cache,
+ctypes) raises the KeyboardInterrupt where it cannot propagate: Python would print it as "Exception
+ignored" and go on as if nothing happened. The policy's ``sys.unraisablehook`` takes such an interrupt
+instead and delivers the signal again once the callback has returned.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
+import threading
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -35,6 +42,15 @@ class SignalPolicy:
             os._exit(self.exit_code)
         os.write(2, b"facecap: finishing up (saving the take); signal once more to force an exit\n")
 
+    def unraisable(self, info, fallback=sys.__unraisablehook__) -> None:
+        """``sys.unraisablehook``: our KeyboardInterrupt swallowed by a callback from C is delivered
+        again (20 ms later, from a timer thread); anything else goes to ``fallback``."""
+        if isinstance(info.exc_value, KeyboardInterrupt) and self.count == 1 and self.first is not None:
+            self.count = 0  # the signal counts once, when it reaches Python code that can stop
+            threading.Timer(0.02, os.kill, (os.getpid(), self.first)).start()
+            return
+        fallback(info)
+
     @property
     def exit_code(self) -> int:
         return 128 + int(self.first or signal.SIGINT)
@@ -51,11 +67,16 @@ def signal_policy(restore: bool = True):
             old[s] = signal.signal(s, policy)
     except ValueError:  # not the main thread: leave the defaults
         pass
+    old_hook = sys.unraisablehook
+    if old:
+        sys.unraisablehook = lambda info: policy.unraisable(info, old_hook)
     try:
         yield policy
     finally:
         for s, h in old.items() if restore else ():
             signal.signal(s, h)
+        if old and restore:
+            sys.unraisablehook = old_hook
 
 
 __all__ = ["SIGNALS", "SignalPolicy", "signal_policy"]
