@@ -10,8 +10,10 @@ out therefore explain the image through the rig, and the gaze angles are read fr
 (:func:`facecap.tracker.gaze_from_weights`), so weights and angles agree.
 
 A closing eye hides the iris and MediaPipe's iris points wander. An eye whose lid gap (upper to lower
-lid landmark) is below ``BLINK_APERTURE`` of its width (corner to corner) keeps its last open-eye gaze,
-so blinks do not produce gaze spikes.
+lid landmark) is below ``BLINK_APERTURE`` of its width (corner to corner) keeps its last open-eye gaze;
+between that and ``OPEN_APERTURE`` (a half-closed lid, or a lid that follows the eye down) the new
+solution is trusted in proportion, blended with the last one. Blinks therefore do not produce gaze
+spikes, and a downward look (lid gap about 0.3 of the width) is read in full.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ EYES = {
 }
 BLINK_APERTURE = 0.15
 """Lid gap / eye width below which an eye counts as closed (open: about 0.3-0.4)."""
+OPEN_APERTURE = 0.25
+"""Lid gap / eye width from which an eye's iris solution is used unblended."""
 
 
 def eye_aperture(uv: np.ndarray, side: str) -> float:
@@ -125,6 +129,9 @@ class GazeSolver:
                 h, v = float(np.clip(h + step[0], -1, 1)), float(np.clip(v + step[1], -1, 1))
                 if np.abs(step).max() < 1e-4:
                     break
+            if hold is not None and ap < OPEN_APERTURE:  # half closed: trust the iris in proportion
+                c = (ap - BLINK_APERTURE) / (OPEN_APERTURE - BLINK_APERTURE)
+                h, v = c * h + (1.0 - c) * hold[0], c * v + (1.0 - c) * hold[1]
             solved[side] = (h, v)
             _set(out, cols, h, v)
         return out, solved, open_
@@ -143,4 +150,4 @@ def _side_column(D, pos, neg, s):
     return 0.5 * (D[:, :, pos] - D[:, :, neg])
 
 
-__all__ = ["BLINK_APERTURE", "EYES", "GazeSolver", "eye_aperture"]
+__all__ = ["BLINK_APERTURE", "EYES", "OPEN_APERTURE", "GazeSolver", "eye_aperture"]

@@ -8,7 +8,7 @@ from conftest import shared_path
 
 from facecap import arkit
 from facecap.formats import load_rig
-from facecap.gaze import BLINK_APERTURE, GazeSolver, eye_aperture
+from facecap.gaze import BLINK_APERTURE, OPEN_APERTURE, GazeSolver, eye_aperture
 from facecap.synth import SyntheticActor
 from facecap.tracker import Tracker, TrackerConfig
 
@@ -95,6 +95,31 @@ def test_a_closed_eye_keeps_its_last_gaze(rig):
     assert solved["Left"] == prev["Left"]
     assert got[I["eyeLookOutLeft"]] == pytest.approx(0.5, abs=0.02)
     assert got[I["eyeLookInRight"]] == pytest.approx(0.0, abs=0.02)  # the open eye follows its iris
+
+
+def test_a_half_closed_eye_is_trusted_in_proportion(rig):
+    actor = SyntheticActor(rig, "d415", distance=0.6, noise=False)
+    solver = GazeSolver(rig)
+    intr = actor.camera.intrinsics
+    k = (intr.fx, intr.fy, intr.cx, intr.cy)
+    # a lid halfway between closed and open (by MediaPipe's lid points)
+    for blink in np.linspace(0.3, 0.9, 13):
+        w = _weights(eyeBlinkLeft=blink)
+        uv, truth = _true_uv(rig, actor, w)
+        ap = eye_aperture(uv, "Left")
+        if 0.3 < (ap - BLINK_APERTURE) / (OPEN_APERTURE - BLINK_APERTURE) < 0.7:
+            break
+    else:
+        pytest.fail("no eyeBlink value gives a half-closed lid")
+    c = (ap - BLINK_APERTURE) / (OPEN_APERTURE - BLINK_APERTURE)
+    uv[473:478, 0] += 5.0  # the iris points wander sideways under the closing lid
+    R, t, w = truth.rotation, truth.translation, w.astype(np.float64)
+    _, free, _ = solver.solve(uv, R, t, w, k)
+    _, held, open_ = solver.solve(uv, R, t, w, k, previous={"Left": (-0.4, 0.1)})
+    assert open_["Left"]
+    assert abs(free["Left"][0] + 0.4) > 0.2  # the wandering iris alone would move the gaze
+    expect = c * np.array(free["Left"]) + (1 - c) * np.array([-0.4, 0.1])
+    np.testing.assert_allclose(held["Left"], expect, atol=0.02)
 
 
 def test_missing_iris_landmarks(rig):
