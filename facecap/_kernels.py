@@ -3,7 +3,8 @@
 ``vertex_normals`` (a wrapper of ``_vertex_normals``; the fit and the synthetic actor), ``icp_rows``
 (projective association and the robustly weighted Jacobian rows), ``landmark_rows`` (2-D landmark
 reprojection rows) and ``box_qp`` (the bounded Newton step)
-of :mod:`facecap.fit`. All ``cache=True``; none validates its input (the callers already hold C-contiguous
+of :mod:`facecap.fit`; ``fuse_depth`` (one frame's depth along the face's normals, for calibration's
+scan fusion). All ``cache=True``; none validates its input (the callers already hold C-contiguous
 arrays of the right shape and dtype). Each has a NumPy or SciPy reference that the tests compare it with.
 """
 
@@ -273,3 +274,52 @@ def box_qp(H, g, lo, hi, iters):  # pragma: no cover - compiled
 
 
 # ----------------------------------------------------------------------------------------- helpers
+
+
+@nb.njit(cache=True, nogil=True)
+def fuse_depth(depth, R, t, fx, fy, cx, cy, v0, nrm, band, mean, sd, trim, count, s1, s2):  # pragma: no cover
+    """Accumulate one frame's depth offsets along each vertex normal (point to plane, rig space).
+
+    depth (H, W) float32 metres; R, t rig -> camera; v0, nrm (V, 3) float64 vertices and unit normals.
+    Each vertex that faces the camera (cosine to the view ray above 0.25, z > 0.05 m) is projected to
+    its nearest pixel; every valid pixel of the 3x3 window there gives the offset ``o`` of its point from
+    the vertex along the normal. Offsets within ``band`` (and, with ``trim``, within ``2 sd + 1e-5`` of
+    ``mean`` of that vertex) add to ``count``, ``s1`` (sum) and ``s2`` (sum of squares), all (V,).
+    Reference: ``_fuse_reference`` in tests/test_calibration.py.
+    """
+    h, w = depth.shape
+    for i in range(v0.shape[0]):
+        x = R[0, 0] * v0[i, 0] + R[0, 1] * v0[i, 1] + R[0, 2] * v0[i, 2] + t[0]
+        y = R[1, 0] * v0[i, 0] + R[1, 1] * v0[i, 1] + R[1, 2] * v0[i, 2] + t[1]
+        z = R[2, 0] * v0[i, 0] + R[2, 1] * v0[i, 1] + R[2, 2] * v0[i, 2] + t[2]
+        nx = R[0, 0] * nrm[i, 0] + R[0, 1] * nrm[i, 1] + R[0, 2] * nrm[i, 2]
+        ny = R[1, 0] * nrm[i, 0] + R[1, 1] * nrm[i, 1] + R[1, 2] * nrm[i, 2]
+        nz = R[2, 0] * nrm[i, 0] + R[2, 1] * nrm[i, 1] + R[2, 2] * nrm[i, 2]
+        if not (nx * x + ny * y + nz * z < -0.25 * np.sqrt(x * x + y * y + z * z)) or not z > 0.05:
+            continue
+        col = np.int64(np.rint(x / z * fx + cx))
+        row = np.int64(np.rint(y / z * fy + cy))
+        for dy in range(-1, 2):
+            rr = row + dy
+            if rr < 0 or rr >= h:
+                continue
+            for dx in range(-1, 2):
+                cc = col + dx
+                if cc < 0 or cc >= w:
+                    continue
+                d = np.float64(depth[rr, cc])
+                if not d > 0:
+                    continue
+                px = (cc - cx) / fx * d - t[0]
+                py = (rr - cy) / fy * d - t[1]
+                pz = d - t[2]
+                o = 0.0
+                for k in range(3):  # (R^T (p - t) - v0) . n
+                    o += (R[0, k] * px + R[1, k] * py + R[2, k] * pz - v0[i, k]) * nrm[i, k]
+                if not abs(o) < band:
+                    continue
+                if trim and not abs(o - mean[i]) <= 2.0 * sd[i] + 1e-5:
+                    continue
+                count[i] += 1
+                s1[i] += o
+                s2[i] += o * o

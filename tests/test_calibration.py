@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -95,6 +96,80 @@ def test_nricp_fits_a_smooth_change_from_partial_noisy_points(rig):
     unseen_move = np.linalg.norm(res.vertices[~seen] - rig.neutral[idx][~seen], axis=1)
     assert unseen_move.max() < 0.015  # the true change is at most 8 mm; without the rim test, 64 mm
     assert res.transforms.shape == (len(idx), 4, 3) and res.weights[~seen].max() <= 1
+
+
+def _fuse_reference(frames, intr, rig, idx, band=0.01):
+    """NumPy reference of the fuse_depth kernel: (count (V,), trimmed mean offset (V,)) per face vertex."""
+    v0 = rig.neutral[idx].astype(np.float64)
+    nrm = rig.vertex_normals()[idx].astype(np.float64)
+    h, w = frames[0][0].shape
+    win = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    vid, off = [], []
+    for depth, R, t in frames:
+        xc = v0 @ R.T + t
+        facing = np.einsum("ij,ij->i", nrm @ R.T, xc) < -0.25 * np.linalg.norm(xc, axis=1)
+        k = np.flatnonzero(facing & (xc[:, 2] > 0.05))
+        col = np.rint(xc[k, 0] / xc[k, 2] * intr.fx + intr.cx).astype(np.int64)
+        row = np.rint(xc[k, 1] / xc[k, 2] * intr.fy + intr.cy).astype(np.int64)
+        rr, cc = (row[:, None] + win[:, 0]).ravel(), (col[:, None] + win[:, 1]).ravel()
+        kk = np.repeat(k, len(win))
+        inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+        rr, cc, kk = rr[inside], cc[inside], kk[inside]
+        z = depth[rr, cc].astype(np.float64)
+        cam = np.stack([(cc - intr.cx) / intr.fx * z, (rr - intr.cy) / intr.fy * z, z], 1)
+        o = np.einsum("ij,ij->i", (cam - t) @ R - v0[kk], nrm[kk])
+        ok = (z > 0) & (np.abs(o) < band)
+        vid.append(kk[ok])
+        off.append(o[ok])
+    vid, off, n = np.concatenate(vid), np.concatenate(off), len(v0)
+    count = np.bincount(vid, minlength=n)
+    mean = np.bincount(vid, off, n) / np.maximum(count, 1)
+    sd = np.sqrt(np.maximum(np.bincount(vid, off * off, n) / np.maximum(count, 1) - mean**2, 0.0))
+    keep = np.abs(off - mean[vid]) <= 2.0 * sd[vid] + 1e-5
+    count = np.bincount(vid[keep], minlength=n)
+    return count, np.bincount(vid[keep], off[keep], n) / np.maximum(count, 1)
+
+
+def test_fuse_kernel_matches_its_numpy_reference(rig):
+    from facecap.calibration.calibrator import _fuse
+
+    idx, tris = face_part(rig)
+    actor = SyntheticActor(rig, "d415", distance=0.6, seed=5)
+    frames = []
+    for i, yaw in enumerate((-0.3, 0.0, 0.25)):
+        R = pose.from_euler(yaw, 0.1 * i, 0.0)
+        f = actor.render(np.zeros(52), R, np.array([0.01 * i, 0.0, 0.6]), index=i)
+        depth = f.depth.copy()
+        depth[200:230, 300:340] = np.nan  # holes and NaNs are skipped
+        frames.append((depth, R, np.array([0.01 * i, 0.0, 0.6])))
+    count, mean = _fuse_reference(frames, actor.intrinsics, rig, idx)
+    points, _, _, seen = _fuse(frames, actor.intrinsics, rig, idx, tris, min_count=1)
+    ref_seen = np.flatnonzero(count >= 1)
+    assert len(np.setxor1d(seen, ref_seen)) <= 0.002 * len(ref_seen)  # a threshold may round differently
+    both, a, b = np.intersect1d(seen, ref_seen, return_indices=True)
+    v0, nrm = rig.neutral[idx][both].astype(np.float64), rig.vertex_normals()[idx][both]
+    ref_points = v0 + nrm * mean[both, None]
+    close = np.linalg.norm(points[a] - ref_points, axis=1) < 1e-9
+    assert close.mean() > 0.995 and len(both) > 3000
+
+
+def test_lockstep_pcg_solves_each_column_with_a_stale_preconditioner():
+    from scipy import sparse
+    from scipy.sparse.linalg import splu
+
+    from facecap.calibration.nricp import _pcg
+
+    rng = np.random.default_rng(3)
+    n = 400
+    L = sparse.diags([-np.ones(n - 1), 2.0 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1])
+    A = (L + sparse.diags(rng.uniform(0.1, 1.0, n))).tocsc()
+    stale = splu((L + 0.5 * sparse.identity(n)).tocsc())  # a nearby matrix, as after a new correspondence
+    X_true = rng.standard_normal((n, 3)) * [1.0, 10.0, 0.1]
+    B = A @ X_true
+    X = _pcg(A, B, np.zeros((n, 3)), stale.solve, rtol=1e-10, maxiter=200)
+    rel = np.linalg.norm(B - A @ X, axis=0) / np.linalg.norm(B, axis=0)
+    assert (rel < 1e-9).all(), rel
+    np.testing.assert_allclose(X, X_true, rtol=0, atol=1e-6 * np.abs(X_true).max())
 
 
 def test_nricp_checks_input():
@@ -205,6 +280,37 @@ def test_calibrating_the_generic_face_changes_little(rig):
     assert np.median(d) < 0.0005
     dd = np.linalg.norm(act.deltas - rig.deltas, axis=2).sum(1) / np.linalg.norm(rig.deltas, axis=2).sum(1)
     assert np.median(dd) < 0.05
+
+
+def test_expression_steps_teach_the_actor_how_far_its_jaw_travels(rig):
+    truth = random_identity(rig, seed=12)
+    jaw = arkit.INDEX["jawOpen"]
+    deltas = truth.deltas.copy()
+    deltas[jaw] *= 1.35  # this performer's jaw opens further than the generic one
+    truth = replace(truth, deltas=deltas)
+    frames = _perform(truth, _mini_protocol(), 12)
+    cal = Calibrator(frames[0][0].depth_intrinsics, protocol=_mini_protocol())
+    for f, lab in frames:
+        if lab is not None:
+            cal.add(lab, f)
+    refined, transferred = cal.solve(), cal.solve(refine=None)
+    moved = rig.masks["track"] & (np.linalg.norm(truth.deltas[jaw], axis=1) > 0.004)
+    posed = truth.neutral + truth.deltas[jaw]
+
+    def error_mm(act):  # surface distance of the actor's open jaw to the performer's, in the face's frame
+        face = rig.masks["face"]
+        a, b = act.neutral[face].astype(np.float64), truth.neutral[face].astype(np.float64)
+        U, _, Vt = np.linalg.svd((a - a.mean(0)).T @ (b - b.mean(0)))
+        rot = U @ np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))]) @ Vt
+        v = (act.neutral + act.deltas[jaw]).astype(np.float64)[moved]
+        d = surface_distance(posed, rig.triangles, (v - a.mean(0)) @ rot + b.mean(0))
+        return float(np.median(d)) * 1000
+
+    before, after = error_mm(transferred), error_mm(refined)
+    assert after < 0.5 * before, (before, after)
+    res = refined.meta["calibration"]["expression_residual_mm_median"]["jaw_open"]
+    assert res[1] < res[0]
+    assert transferred.meta["calibration"]["expression_residual_mm_median"] == {}
 
 
 def _calibrate_own(rig):

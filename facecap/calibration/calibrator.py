@@ -5,8 +5,10 @@ seen (each frame gets an accepted / rejected verdict with a reason), fuses the n
 one cloud in rig coordinates (noise averaged over every frame and view), deforms the rig's neutral onto
 it by optimal-step nonrigid ICP (:mod:`facecap.calibration.nricp`), re-registers the frames to the
 fitted face and fits again, and carries the expression deltas onto the new face through the fitted
-per-vertex transforms (deformation transfer). The expression steps are checked and kept in the profile;
-refining the shapes toward them is not done yet (their accepted and rejected frames are recorded).
+per-vertex transforms (deformation transfer). Each expression step captured is then registered (on
+what its target weights leave still), fused at its target weights, and the deltas are corrected
+toward those scans (:func:`_refine_expressions`, example-based rigging): how far *this* performer's
+jaw, smile or brows travel becomes what 1.0 means.
 """
 
 from __future__ import annotations
@@ -15,14 +17,23 @@ import datetime
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import sparse
 from scipy.spatial import cKDTree
 
 from .. import pose
+from .._kernels import fuse_depth
 from ..formats import load_rig
 from ..frames import Frame, Intrinsics
 from ..rig import Rig
 from .nricp import nricp
 from .protocol import PROTOCOL, Protocol
+
+EXPRESSION_ROUNDS = 2
+"""Expression refinement rounds (each re-registers and re-fuses the steps at the refined shapes)."""
+STILL_M = 0.001
+"""An expression step's head pose is registered on the vertices its target weights move less than this."""
+EXPRESSION_RIDGE = 0.05
+"""Ridge weight of the expression refinement: a shape seen once at weight 1 moves 1 / 1.05 of the way."""
 
 
 @dataclass
@@ -155,8 +166,14 @@ class Calibrator:
         return [s.name for s in self.protocol if len(self.steps[s.name].frames) < self.needed(s.name)]
 
     # ------------------------------------------------------------------ solve
-    def solve(self, *, rounds: int = 3, frames_per_step: int = 12) -> Rig:
+    def solve(
+        self, *, rounds: int = 3, frames_per_step: int = 12, refine: float | None = EXPRESSION_RIDGE
+    ) -> Rig:
         """The personalised rig (a :class:`facecap.Rig`; ``meta["calibration"]`` holds the record).
+
+        The identity comes from the neutral steps; the expressions are the generic deltas carried onto
+        it, then (``refine`` not None) corrected toward the fused scans of the expression steps
+        captured (see :func:`_refine_expressions`; ``refine`` is its ridge weight).
 
         Raises
         ------
@@ -181,18 +198,46 @@ class Calibrator:
         current = rig
         res = None
         for _ in range(max(1, rounds)):
-            poses = frames if current is rig else self._register(current, frames)
+            poses = frames if current is rig else self._register(self._model(current), frames)
             cloud, normals, rim, seen_ids = _fuse(poses, self.intrinsics, current, idx, tris)
             # the scan's rim outside the tracked face (cheeks' and forehead's edge, neck) holds no
             # correspondence: what lies beyond it stays template-like (the eye and mouth rims are kept)
             track = rig.masks["track"][idx][seen_ids]
-            # the first round walks the stiffness schedule; later ones refine at the last stiffness
-            sched = (30.0, 5.0, 1.0) if res is None else (1.0,)
-            res = nricp(rig.neutral[idx], tris, cloud, normals, stiffness=sched, inner=2, init=res,
-                        target_boundary=rim & ~track)  # fmt: skip
-            current = _personalised(rig, idx, res)
+            # the first round walks the stiffness schedule (a stiffer first step, 30, measured no better);
+            # later ones refine once at the last stiffness, preconditioned by its factorisation
+            first = res is None
+            res = nricp(rig.neutral[idx], tris, cloud, normals, stiffness=(5.0, 1.0) if first else (1.0,),
+                        inner=2 if first else 1, init=res, target_boundary=rim & ~track)  # fmt: skip
+            current = _personalised(rig, idx, res, deltas=False)  # the next round needs the neutral only
+        current = _personalised(rig, idx, res)
         self.fused = (cloud, normals, idx, tris)  # the last fused neutral and the fitted template part
         assert res is not None
+        expr = [s for s in self.protocol if not s.neutral and s.name not in self.missing()]
+        residuals = {}
+        if refine is not None and expr:
+            scans, model = [], self._model(current)
+            for step in expr:
+                fs = self.steps[step.name].frames
+                # half as many frames as a neutral step: an expression scan is fused once, not in rounds
+                pick = [
+                    fs[i]
+                    for i in np.unique(np.linspace(0, len(fs) - 1, max(3, frames_per_step // 2)).astype(int))
+                ]
+                w = step.weight_vector()
+                motion = np.tensordot(w, current.deltas, 1)
+                posed = replace(current, neutral=current.neutral + motion)
+                # the head pose from what the step does not move, so that a shape that travels further
+                # than the rig's is not explained by turning the head
+                still = np.linalg.norm(motion, axis=1)[model.index[model.sample]] < STILL_M
+                held = replace(model, sample=model.sample[still]) if still.sum() > 300 else model
+                poses = self._register(held, pick, w)
+                try:
+                    pts, nrm, _, ids = _fuse(poses, self.intrinsics, posed, idx, tris)
+                except CalibrationError:  # nothing of this step's face fused: it keeps the transferred shapes
+                    continue
+                off = np.einsum("ij,ij->i", pts - posed.neutral[idx][ids], nrm)
+                scans.append((step.name, w, ids, off, nrm))
+            current, residuals = _refine_expressions(current, idx, tris, scans, refine)
         seen = res.weights > 0
         meta = {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -211,25 +256,83 @@ class Calibrator:
                 for s in self.protocol
             },
             "missing": self.missing(),
-            "expressions": "deformation transfer of the generic deltas (expression steps not yet used)",
+            "expressions": "deformation transfer of the generic deltas"
+            + (f", refined toward the fused scans of {len(residuals)} expression steps" if residuals else ""),
+            "expression_residual_mm_median": residuals,  # step -> [before, after] refinement
         }
         return replace(current, name="facecap-actor", meta={**rig.meta, "calibration": meta})
 
-    def _register(self, rig: Rig, frames: list) -> list:
-        """Rigid re-registration of each frame to ``rig`` (its neutral), from the frame's previous pose."""
-        from ..fit import Buffers, FitParams, MaskModel, fit_frame
+    def _model(self, rig: Rig):
+        from ..fit import MaskModel
 
-        model = MaskModel.from_rig(rig, max_points=self._config.max_points)
+        return MaskModel.from_rig(rig, max_points=self._config.max_points)
+
+    def _register(self, model, frames: list, weights: np.ndarray | None = None) -> list:
+        """Rigid re-registration of each frame to a rig's ``model`` (:meth:`_model`; its neutral, or the
+        expression ``weights`` (52,) held fixed), from the frame's previous pose."""
+        from ..fit import Buffers, FitParams, fit_frame
+
         buf = Buffers(len(model.sample))
         intr = self.intrinsics
         out = []
         for depth, R, t in frames:
             sigma = float(np.clip(self._config.depth_noise_1m * t[2] ** 2, 0.0005, 0.01))
-            p = replace(FitParams(), sigma=sigma, solve_weights=False, iterations=8, max_iterations=8)
+            p = replace(FitParams(), sigma=sigma, solve_weights=False, iterations=4, max_iterations=4)
             k = (intr.fx, intr.fy, intr.cx, intr.cy)
-            r = fit_frame(model, depth, k, R, t, np.zeros(52), p, buffers=buf)
+            w = np.zeros(52) if weights is None else np.asarray(weights, np.float64)
+            r = fit_frame(model, depth, k, R, t, w, p, buffers=buf)
             out.append((depth, r.rotation, r.translation) if r.inliers > 50 else (depth, R, t))
         return out
+
+
+def _refine_expressions(rig: Rig, idx, tris, scans, ridge: float, smooth: int = 2):
+    """Correct the rig's deltas toward fused expression scans (example-based rigging, Li et al. 2010).
+
+    Each scan ``(name, w (52,), ids (P,), off (P,), normals (P, 3))`` says how far, along the posed
+    face's normal, the performer's surface lies from the rig at the step's target weights ``w`` (metres,
+    on the face vertices ``ids`` into ``idx``). Per vertex, the corrections ``E_k`` (3,) of the shapes
+    solve, in the least-norm sense with the ridge ``ridge``, ``n_s . sum_k w_sk E_k = off_s`` over the
+    scans that saw it; the offsets are first smoothed over the mesh (``smooth`` rounds of one-ring
+    averaging) so that depth noise does not become shape detail. Shapes no step used, and vertices no
+    scan saw, keep the transferred deltas.
+
+    Returns
+    -------
+    rig : the rig with corrected deltas; residuals : dict step name -> [median |off| before, after] mm
+    """
+    if not scans:
+        return rig, {}
+    n = len(idx)
+    e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+    nbr = sparse.csr_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
+    nbr = ((nbr + nbr.T) > 0).astype(np.float64) + sparse.identity(n)
+    S = len(scans)
+    off = np.zeros((S, n))
+    seen = np.zeros((S, n))
+    W = np.array([sc[1] for sc in scans])  # (S, 52)
+    normals = np.zeros((S, n, 3))
+    for s, (_, _, ids, o, nrm) in enumerate(scans):
+        m = np.zeros(n)
+        m[ids] = 1.0
+        v = np.zeros(n)
+        v[ids] = o
+        for _ in range(smooth):  # average over the seen one-ring
+            v = np.where(m > 0, (nbr @ (v * m)) / np.maximum(nbr @ m, 1.0), 0.0)
+        off[s], seen[s] = v, m
+        normals[s, ids] = nrm
+    # per vertex: G c = off with G_st = m_s m_t (w_s . w_t)(n_s . n_t) + ridge delta_st; E = sum_s c_s w_s n_s
+    both = seen.T[:, :, None] * seen.T[:, None, :]
+    G = (W @ W.T)[None] * np.einsum("svi,tvi->vst", normals, normals) * both + ridge * np.eye(S)[None]
+    c = np.linalg.solve(G, (off * seen).T[:, :, None])[:, :, 0]  # (n, S)
+    E = np.einsum("vs,sk,svi->kvi", c, W, normals, optimize=True)  # (52, n, 3)
+    deltas = rig.deltas.astype(np.float64)
+    deltas[:, idx] += E
+    after = off - np.einsum("svi,kvi,sk->sv", normals, E, W, optimize=True)
+    residuals = {}
+    for s, (name, _, ids, o, _) in enumerate(scans):
+        residuals[name] = [round(float(np.median(np.abs(o)) * 1000), 3),
+                           round(float(np.median(np.abs(after[s, ids])) * 1000), 3)]  # fmt: skip
+    return replace(rig, deltas=deltas.astype(np.float32)), residuals
 
 
 def face_part(rig: Rig) -> tuple[np.ndarray, np.ndarray]:
@@ -256,36 +359,19 @@ def _fuse(frames, intr, rig: Rig, idx: np.ndarray, tris: np.ndarray, band: float
     rim : (P,) bool, points of vertices next to an unseen one (where the fused surface stops)
     ids : (P,) int, the face vertex (index into ``idx``) of each point
     """
-    v0 = rig.neutral[idx].astype(np.float64)
-    nrm = rig.vertex_normals()[idx].astype(np.float64)
-    h, w = frames[0][0].shape
-    win = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
-    vid, off = [], []
-    for depth, R, t in frames:
-        xc = v0 @ R.T + t
-        facing = np.einsum("ij,ij->i", nrm @ R.T, xc) < -0.25 * np.linalg.norm(xc, axis=1)
-        k = np.flatnonzero(facing & (xc[:, 2] > 0.05))
-        col = np.rint(xc[k, 0] / xc[k, 2] * intr.fx + intr.cx).astype(np.int64)
-        row = np.rint(xc[k, 1] / xc[k, 2] * intr.fy + intr.cy).astype(np.int64)
-        rr = (row[:, None] + win[:, 0]).ravel()
-        cc = (col[:, None] + win[:, 1]).ravel()
-        kk = np.repeat(k, len(win))
-        inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-        rr, cc, kk = rr[inside], cc[inside], kk[inside]
-        z = depth[rr, cc].astype(np.float64)
-        cam = np.stack([(cc - intr.cx) / intr.fx * z, (rr - intr.cy) / intr.fy * z, z], 1)
-        o = np.einsum("ij,ij->i", (cam - t) @ R - v0[kk], nrm[kk])  # camera -> rig: R^T (p - t)
-        ok = (z > 0) & (np.abs(o) < band)
-        vid.append(kk[ok])
-        off.append(o[ok])
-    vid, off = np.concatenate(vid), np.concatenate(off)
+    v0 = np.ascontiguousarray(rig.neutral[idx], dtype=np.float64)
+    nrm = np.ascontiguousarray(rig.vertex_normals()[idx], dtype=np.float64)
     n = len(v0)
-    count = np.bincount(vid, minlength=n)
-    mean = np.bincount(vid, off, n) / np.maximum(count, 1)
-    sd = np.sqrt(np.maximum(np.bincount(vid, off * off, n) / np.maximum(count, 1) - mean**2, 0.0))
-    keep = np.abs(off - mean[vid]) <= 2.0 * sd[vid] + 1e-5  # trim flyers and the far tail, then average
-    count = np.bincount(vid[keep], minlength=n)
-    mean = np.bincount(vid[keep], off[keep], n) / np.maximum(count, 1)
+    k = (float(intr.fx), float(intr.fy), float(intr.cx), float(intr.cy))
+    frames = [(np.ascontiguousarray(d, np.float32), np.ascontiguousarray(R, np.float64),
+               np.ascontiguousarray(t, np.float64)) for d, R, t in frames]  # fmt: skip
+    mean = sd = np.zeros(n)
+    for trim in (False, True):  # all offsets within the band; then those within 2 sd of their mean
+        count, s1, s2 = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
+        for depth, R, t in frames:
+            fuse_depth(depth, R, t, *k, v0, nrm, band, mean, sd, trim, count, s1, s2)
+        mean = s1 / np.maximum(count, 1)
+        sd = np.sqrt(np.maximum(s2 / np.maximum(count, 1) - mean**2, 0.0))
     seen = np.flatnonzero(count >= min_count)
     if len(seen) < 100:
         raise CalibrationError("the neutral frames held no face surface to fuse", [])
@@ -297,9 +383,9 @@ def _fuse(frames, intr, rig: Rig, idx: np.ndarray, tris: np.ndarray, band: float
     return v0[seen] + nrm[seen] * mean[seen, None], nrm[seen], rim[seen], seen
 
 
-def _personalised(rig: Rig, idx: np.ndarray, res) -> Rig:
+def _personalised(rig: Rig, idx: np.ndarray, res, deltas: bool = True) -> Rig:
     """The rig with its face moved to the fit (the rest follows the nearest face vertices) and each delta
-    carried through its vertex's fitted linear transform."""
+    carried through its vertex's fitted linear transform (``deltas=False``: the generic deltas kept)."""
     disp = np.zeros_like(rig.neutral, dtype=np.float64)
     disp[idx] = res.vertices - rig.neutral[idx]
     A = np.repeat(np.eye(3)[None], rig.n_vertices, 0)
@@ -311,6 +397,8 @@ def _personalised(rig: Rig, idx: np.ndarray, res) -> Rig:
         wt /= wt.sum(1, keepdims=True)
         disp[rest] = np.einsum("rk,rkj->rj", wt, disp[idx][nn])
         A[rest] = np.einsum("rk,rkij->rij", wt, A[idx][nn])
-    neutral = rig.neutral + disp
-    deltas = np.einsum("kvi,vij->kvj", rig.deltas.astype(np.float64), A)
-    return replace(rig, neutral=neutral.astype(np.float32), deltas=deltas.astype(np.float32))
+    neutral = (rig.neutral + disp).astype(np.float32)
+    if not deltas:
+        return replace(rig, neutral=neutral)
+    carried = np.einsum("kvi,vij->kvj", rig.deltas.astype(np.float64), A)
+    return replace(rig, neutral=neutral, deltas=carried.astype(np.float32))

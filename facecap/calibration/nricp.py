@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-from scipy.sparse.linalg import LinearOperator, cg, splu
+from scipy.sparse.linalg import splu
 from scipy.spatial import cKDTree
 
 from ..rig import vertex_normals
@@ -28,13 +28,45 @@ from ..rig import vertex_normals
 class NricpResult:
     """vertices : (V, 3) float64 deformed template, metres; transforms : (V, 4, 3) per-vertex affine;
     weights : (V,) float64 data weight of each vertex in the last step (0 = no correspondence);
-    distances : (V,) float64 distance to the closest target point at the end [m]; iterations : int."""
+    distances : (V,) float64 distance to the closest target point at the end [m]; iterations : int;
+    factor : (stiffness, SuperLU) of the last step's system, which a call continuing from this result
+    (``init``) at that same stiffness uses as its preconditioner instead of factorising again."""
 
     vertices: np.ndarray
     transforms: np.ndarray
     weights: np.ndarray
     distances: np.ndarray
     iterations: int
+    factor: tuple | None = None
+
+
+def _pcg(A, B, X, solve, rtol: float = 1e-4, maxiter: int = 25) -> np.ndarray:
+    """Preconditioned conjugate gradients on the columns of ``B`` (n, k) in lockstep.
+
+    Each column has its own step sizes; the preconditioner ``solve`` (e.g. a factorisation of a
+    nearby matrix) is applied to all columns at once, which costs little more than one column.
+    A column stops changing once its residual is below ``rtol`` of its right-hand side.
+    """
+    X = X.copy()
+    R = B - A @ X
+    stop = rtol * np.linalg.norm(B, axis=0)
+    Z = solve(R)
+    P = Z.copy()
+    rz = np.einsum("ij,ij->j", R, Z)
+    for _ in range(maxiter):
+        live = np.linalg.norm(R, axis=0) > stop
+        if not live.any():
+            break
+        AP = A @ P
+        pap = np.einsum("ij,ij->j", P, AP)
+        a = np.where(live & (pap > 0), rz / np.where(pap > 0, pap, 1.0), 0.0)
+        X += a * P
+        R -= a * AP
+        Z = solve(R)
+        rz_new = np.einsum("ij,ij->j", R, Z)
+        P = Z + np.where(rz != 0, rz_new / np.where(rz != 0, rz, 1.0), 0.0) * P
+        rz = rz_new
+    return X
 
 
 def _edges(triangles: np.ndarray) -> np.ndarray:
@@ -82,7 +114,8 @@ def nricp(
     tol : stop the inner loop when no vertex moved more than this [m]
     scale : coordinates are multiplied by this inside the solve (10: decimetres, so that the affine part
         and the translation are of the same order and gamma = 1 balances them)
-    init : a previous result on the same template to continue from (e.g. after the target was refined)
+    init : a previous result on the same template to continue from (e.g. after the target was refined);
+        if the schedule starts at its last stiffness, its factorisation preconditions the first solves
     anchor : weight of a pull of every transform toward the identity, ``anchor^2 |X_i - I|^2``: where no
         data reaches, the mesh stays template-like instead of extrapolating its neighbours' transforms
     target_boundary : (P,) bool, target points on the rim of the data (where the scan stops); a vertex whose
@@ -140,8 +173,10 @@ def nricp(
     its = 0
     wts = np.zeros(n)
     dist = np.full(n, np.inf)
+    lu = None
+    reuse = init.factor if init is not None and init.factor and init.factor[0] == stiffness[0] else None
     for alpha in stiffness:
-        lu = None
+        lu, reuse = (reuse[1] if reuse else None), None  # the first stiffness may continue init's factor
         for _ in range(inner):
             its += 1
             dist, idx = tree.query(cur, workers=-1)
@@ -168,9 +203,7 @@ def nricp(
                 lu = splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options=opts)
                 Xn = lu.solve(b)
             else:
-                pre = LinearOperator(A.shape, matvec=lu.solve, dtype=np.float64)
-                cols = [cg(A, b[:, k], x0=X[:, k], M=pre, rtol=1e-7, maxiter=25)[0] for k in range(3)]
-                Xn = np.column_stack(cols)
+                Xn = _pcg(A, b, X, lu.solve)
             new = D @ Xn
             moved = float(np.abs(new - cur).max()) / s
             X, cur = Xn, new
@@ -179,4 +212,4 @@ def nricp(
     dist, _ = tree.query(cur, workers=-1)
     T = X.reshape(n, 4, 3).copy()
     T[:, 3] /= s  # translations back in metres: v' = T[:3].T v + T[3]
-    return NricpResult(cur / s, T, wts, dist / s, its)
+    return NricpResult(cur / s, T, wts, dist / s, its, None if lu is None else (stiffness[-1], lu))
