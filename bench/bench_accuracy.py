@@ -36,6 +36,7 @@ SHARED = ROOT.parent / "shared" / "data"
 from facecap import Tracker, TrackerConfig, arkit, metrics, pose  # noqa: E402
 from facecap.fit import FitParams  # noqa: E402
 from facecap.formats import load_rig  # noqa: E402
+from facecap.frames import Frame  # noqa: E402
 from facecap.synth import SyntheticActor, head_motion, random_identity  # noqa: E402
 
 SCORED = [arkit.INDEX[k] for k in metrics.DEPTH_VISIBLE]
@@ -89,16 +90,33 @@ def track(rig, frames, camera, prior=None):
     return states, ms, acq
 
 
-def mediapipe(frames):
+def mediapipe(frames, landmarks: bool = False):
+    """MediaPipe's blendshapes (N, 52) (NaN rows: no face); with ``landmarks`` also its landmarks per
+    frame in depth pixels ((478, 2) or None)."""
+    from facecap.frames import color_to_depth_pixels
     from facecap.landmarks import FaceLandmarker
 
     out = np.full((len(frames), 52), np.nan)
+    uv = [None] * len(frames)
     with FaceLandmarker(SHARED / "mediapipe_face_landmarker" / "face_landmarker.task") as lm:
         for i, f in enumerate(frames):
             det = lm.detect(f.color, f.timestamp)
             if det is not None:
                 out[i] = det.blendshapes
-    return out
+                uv[i] = color_to_depth_pixels(det.landmarks, f)
+    return (out, uv) if landmarks else out
+
+
+def colour_only(f: Frame) -> Frame:
+    """The frame without its depth (facecap's colour-only mode)."""
+    return Frame(depth=None, depth_intrinsics=f.color_intrinsics, color=f.color, timestamp=f.timestamp,
+                 index=f.index)  # fmt: skip
+
+
+def track_rgb(rig, frames, uv, camera):
+    """Colour-only tracking of ``frames`` from MediaPipe's landmarks ``uv``: the states."""
+    tr = Tracker(rig=rig, config=TrackerConfig.for_camera(camera))
+    return [tr.track(colour_only(f), landmarks=u) for f, u in zip(frames, uv, strict=True)]
 
 
 def gains(est: np.ndarray, truth: np.ndarray, min_frames: int = 30) -> dict[str, float]:
@@ -122,8 +140,12 @@ def summarise(est, truth, ok):
     }
 
 
-def run_face(name, face, rigs, camera, n, seed, with_mp):
+def run_face(name, face, rigs, camera, n, seed, with_mp, rgb: bool = False):
+    """Track ``face``'s renders of the takes with each rig (and, ``rgb``, each rig colour-only from
+    MediaPipe's landmarks: rows ``<rig>_rgb``; ``with_mp``: MediaPipe's blendshapes)."""
+    with_mp = with_mp or rgb
     truth, est = [], {k: [] for k in rigs} | ({"mediapipe": []} if with_mp else {})
+    est |= {f"{k}_rgb": [] for k in rigs} if rgb else {}
     ok = {k: [] for k in est}
     rot, fit_ms, acq_ms = {k: [] for k in rigs}, {k: [] for k in rigs}, {k: [] for k in rigs}
     for ti, (take, W) in enumerate(takes(n)):
@@ -139,9 +161,13 @@ def run_face(name, face, rigs, camera, n, seed, with_mp):
             fit_ms[k] += ms
             acq_ms[k] += acq
         if with_mp:
-            m = mediapipe(frames)
+            m, uv = mediapipe(frames, landmarks=True)
             est["mediapipe"].append(m)
             ok["mediapipe"].append(np.isfinite(m).all(1))
+            for k, rig in rigs.items() if rgb else ():
+                states = track_rgb(rig, frames, uv, camera)
+                est[f"{k}_rgb"].append(np.array([s.weights for s in states]))
+                ok[f"{k}_rgb"].append(np.array([s.tracked for s in states]))
         print(f"  [{name} {camera} {take} done]", file=sys.stderr, flush=True)
     truth = np.concatenate(truth)
     res = {}

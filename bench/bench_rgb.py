@@ -28,21 +28,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_accuracy import SCORED, SHARED, render, summarise, takes  # noqa: E402
+from bench_accuracy import SCORED, SHARED, colour_only, render, summarise, takes  # noqa: E402
 
 from facecap import Tracker, TrackerConfig, arkit, pose  # noqa: E402
 from facecap.formats import load_rig  # noqa: E402
-from facecap.frames import Frame, color_to_depth_pixels  # noqa: E402
+from facecap.frames import color_to_depth_pixels  # noqa: E402
 from facecap.landmarks import FaceLandmarker  # noqa: E402
 from facecap.synth import random_identity  # noqa: E402
 from facecap.video import VideoSource  # noqa: E402
 
 MODEL = SHARED / "mediapipe_face_landmarker" / "face_landmarker.task"
-
-
-def colour_only(f: Frame) -> Frame:
-    return Frame(depth=None, depth_intrinsics=f.color_intrinsics, color=f.color, timestamp=f.timestamp,
-                 index=f.index)  # fmt: skip
 
 
 def synthetic(rig, face, n: int, seed: int) -> dict:

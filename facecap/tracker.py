@@ -19,6 +19,7 @@ from . import arkit, pose
 from .fit import (
     LAMBDA_S_ACTOR,
     LAMBDA_S_GENERIC,
+    LAMBDA_S_RGB,
     Buffers,
     FitParams,
     FitResult,
@@ -382,6 +383,8 @@ class Tracker:
         if lmk is None or np.count_nonzero(lmk[1]) < 30:
             return None
         fit = replace(self._params(0.6), sigma_px=RGB_SIGMA_PX)
+        if self.config.fit.lambda_s is None:
+            fit = replace(fit, lambda_s=LAMBDA_S_RGB)
         empty = np.zeros((1, 1), np.float32)  # no depth rows: every vertex projects off this image
         if self.tracked:
             res = self._judge_rgb(self._fit(empty, intr, lmk, fit, w_prev=self.w), lmk, intr)

@@ -79,11 +79,12 @@ def test_truedepth_bench_acquires_the_frontal_photo(tmp_path):
 def test_calibration_benchmark_runs():
     """The calibration bench end to end on one performer (short takes): the fitted neutral is within
     0.5 mm of the truth and the actor tracks better than the generic rig; trimesh's NICP scored beside it."""
-    res = _bench("bench_calibration.py", "--identities", "1", "--frames", "40", timeout=1200)
+    res = _bench("bench_calibration.py", "--identities", "1", "--frames", "40", "--rgb", timeout=1200)
     p = res["performers"]["performer1"]
     assert p["neutral_mm"]["actor"]["median"] < 0.5 < p["neutral_mm"]["generic"]["median"]
     assert p["trimesh"]["seconds"] > 0 and p["missing_steps"] == []
     assert p["tracking"]["actor"]["mae50"] < p["tracking"]["generic"]["mae50"]
+    assert p["tracking"]["actor_rgb"]["tracked_fraction"] > 0.9 and p["tracking"]["mediapipe"]["mae50"] > 0
 
 
 def test_landmark_pipeline_benchmark_runs():
