@@ -28,8 +28,6 @@ from ..rig import Rig
 from .nricp import nricp
 from .protocol import PROTOCOL, Protocol
 
-EXPRESSION_ROUNDS = 2
-"""Expression refinement rounds (each re-registers and re-fuses the steps at the refined shapes)."""
 STILL_M = 0.001
 """An expression step's head pose is registered on the vertices its target weights move less than this."""
 EXPRESSION_RIDGE = 0.05
