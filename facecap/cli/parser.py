@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
         "the camera, turned left/right/up/down, then expressions), each reached over --transition seconds "
         "and held for its hold time (`facecap calibrate --steps` lists them). The neutral views are fused "
         "and the rig's face is fitted to them by nonrigid ICP; the expressions are carried onto the new "
-        "face. The result is a rig file: pass it as --actor to track, live, play or demo.",
+        "face, then corrected toward each held expression's fused scan (how far this performer's jaw, "
+        "smile or brows travel). The result is a rig file: pass it as --actor to track, live, play or demo.",
         epilog="examples:\n  facecap calibrate --steps\n"
         "  facecap calibrate --from protocol.db3 --out actor.npz\n"
         "  facecap play take.db3 --actor actor.npz --vmc 127.0.0.1:39539",
