@@ -54,8 +54,8 @@ class FitParams:
         whose ``meta`` holds ``"calibration"``; the tracker decides), ``LAMBDA_S_RGB`` for either on a
         colour-only frame. A generic rig on someone else's face needs the stronger L1. Without it the
         identity mismatch leaks into the expression shapes: MAE on an unseen identity went 0.120 ->
-        0.137 at 0.1, with eyeWide held at 0.75. A rig that fits the
-        face loses by the shrinkage: the ICT head tracked with its own rig went 0.064 -> 0.051 at 0.1.
+        0.137 at 0.1, with eyeWide held at 0.75. A rig that fits the face loses by the shrinkage: the
+        ICT head tracked with its own rig went 0.064 -> 0.051 at 0.1.
     relaxed : relaxed lasso: the L1 step only selects the active shapes (those above ``active_eps``);
         they are then refitted without it, so held expressions are not shrunk (plain L1 read a held 0.6
         smile as 0.3 on noisy frames; relaxed with ``lambda_s=1``: 0.47). Off by default: on faces driven

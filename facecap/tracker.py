@@ -368,12 +368,13 @@ class Tracker:
             )
         return {"prior_mean": prior.mean, "prior_precision": prior.precision}
 
-    def _params(self, z: float) -> FitParams:
-        """Fit parameters with the noise level at distance z (metres)."""
+    def _params(self, z: float, rgb: bool = False) -> FitParams:
+        """Fit parameters with the noise level at distance z (metres); ``rgb``: for a colour-only frame."""
         sigma = float(np.clip(self.config.depth_noise_1m * z * z, 0.0005, 0.01))
         extra = {}
-        if self.config.fit.lambda_s is None:  # the rig knows whether it was fitted to this performer
-            extra["lambda_s"] = LAMBDA_S_ACTOR if "calibration" in (self.rig.meta or {}) else LAMBDA_S_GENERIC
+        if self.config.fit.lambda_s is None:  # the frame and the rig (fitted to this performer?) decide
+            actor = "calibration" in (self.rig.meta or {})
+            extra["lambda_s"] = LAMBDA_S_RGB if rgb else LAMBDA_S_ACTOR if actor else LAMBDA_S_GENERIC
         return replace(self.config.fit, sigma=sigma, **self._prior, **extra)
 
     def _track_rgb(self, intr, lmk):
@@ -382,9 +383,7 @@ class Tracker:
         of the neutral's landmarks (OpenCV's SQPnP)."""
         if lmk is None or np.count_nonzero(lmk[1]) < 30:
             return None
-        fit = replace(self._params(0.6), sigma_px=RGB_SIGMA_PX)
-        if self.config.fit.lambda_s is None:
-            fit = replace(fit, lambda_s=LAMBDA_S_RGB)
+        fit = replace(self._params(0.6, rgb=True), sigma_px=RGB_SIGMA_PX)
         empty = np.zeros((1, 1), np.float32)  # no depth rows: every vertex projects off this image
         if self.tracked:
             res = self._judge_rgb(self._fit(empty, intr, lmk, fit, w_prev=self.w), lmk, intr)
