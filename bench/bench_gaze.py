@@ -41,12 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_accuracy import SHARED, takes  # noqa: E402
+from bench_accuracy import SHARED, mediapipe, takes  # noqa: E402
 
 from facecap import Tracker, TrackerConfig, arkit  # noqa: E402
 from facecap.formats import load_rig  # noqa: E402
-from facecap.frames import color_to_depth_pixels  # noqa: E402
-from facecap.landmarks import FaceLandmarker  # noqa: E402
 from facecap.synth import SyntheticActor, head_motion  # noqa: E402
 from facecap.tracker import gaze_from_weights  # noqa: E402
 
@@ -113,10 +111,7 @@ def main(argv=None) -> int:
         R, t = head_motion(len(W), fps=30, seed=ti, max_angle_deg=20, max_pitch_deg=10, distance_m=0.6)
         actor = SyntheticActor(rig, "d415", distance=0.6, seed=ti)
         pairs = list(actor.frames(W.astype(np.float32), R, t, fps=30))
-        with FaceLandmarker(model) as lm:
-            dets = [lm.detect(f.color, f.timestamp) for f, _ in pairs]
-        mp_uv = [None if d is None else color_to_depth_pixels(d.landmarks, f) for d, (f, _) in
-                 zip(dets, pairs, strict=True)]  # fmt: skip
+        mp_bs, mp_uv = mediapipe([f for f, _ in pairs], landmarks=True)
         for k in ("depth_only", "iris", "iris_true_landmarks"):
             tr = Tracker(rig=rig, config=TrackerConfig.for_camera("d415"))
             for (f, truth), uv in zip(pairs, mp_uv, strict=True):
@@ -126,8 +121,7 @@ def main(argv=None) -> int:
                 s = tr.track(f, landmarks=None if k == "depth_only" else uv)
                 acc[k]["G"].append(s.gaze)
                 acc[k]["E"].append(s.weights[EYELOOK])
-        for d in dets:
-            bs = d.blendshapes if d is not None else np.zeros(52, np.float32)
+        for bs in np.nan_to_num(mp_bs).astype(np.float32):
             acc["mediapipe"]["G"].append(gaze_from_weights(bs))
             acc["mediapipe"]["E"].append(bs[EYELOOK])
         GT += [gaze_from_weights(w.astype(np.float32)) for w in W]

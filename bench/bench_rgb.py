@@ -28,11 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_accuracy import SCORED, SHARED, colour_only, render, summarise, takes  # noqa: E402
+from bench_accuracy import SCORED, SHARED, colour_only, mediapipe, render, summarise, takes  # noqa: E402
 
 from facecap import Tracker, TrackerConfig, arkit, pose  # noqa: E402
 from facecap.formats import load_rig  # noqa: E402
-from facecap.frames import color_to_depth_pixels  # noqa: E402
 from facecap.landmarks import FaceLandmarker  # noqa: E402
 from facecap.synth import random_identity  # noqa: E402
 from facecap.video import VideoSource  # noqa: E402
@@ -47,10 +46,7 @@ def synthetic(rig, face, n: int, seed: int) -> dict:
     for ti, (_, W) in enumerate(takes(n)):
         frames, R = render(face, W, seed + ti, "d415")
         truth.append(W)
-        with FaceLandmarker(MODEL) as lm:
-            dets = [lm.detect(f.color, f.timestamp) for f in frames]
-        uv = [None if d is None else color_to_depth_pixels(d.landmarks, f) for d, f in
-              zip(dets, frames, strict=True)]  # fmt: skip
+        bs, uv = mediapipe(frames, landmarks=True)
         for k in ("rgb_only", "depth"):
             tr = Tracker(rig=rig, config=TrackerConfig.for_camera("d415"))
             for f, u, r in zip(frames, uv, R, strict=True):
@@ -60,9 +56,8 @@ def synthetic(rig, face, n: int, seed: int) -> dict:
                 if k == "rgb_only" and s.tracked:
                     rot.append(pose.rotation_angle_deg(s.rotation, r))
                     dz.append(abs(s.translation[2] - 0.6))
-        for d in dets:
-            est["mediapipe"].append(d.blendshapes if d is not None else np.zeros(52))
-            ok["mediapipe"].append(d is not None)
+        est["mediapipe"] += list(np.nan_to_num(bs))
+        ok["mediapipe"] += list(np.isfinite(bs).all(1))
     T = np.concatenate(truth)
     out = {k: summarise(np.array(est[k]), T, np.array(ok[k])) | {"tracked_fraction":
            round(float(np.mean(ok[k])), 4)} for k in est}  # fmt: skip
