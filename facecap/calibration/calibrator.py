@@ -210,7 +210,8 @@ class Calibrator:
         current = _personalised(rig, idx, res)
         self.fused = (cloud, normals, idx, tris)  # the last fused neutral and the fitted template part
         assert res is not None
-        expr = [s for s in self.protocol if not s.neutral and s.name not in self.missing()]
+        missing = set(self.missing())
+        expr = [s for s in self.protocol if not s.neutral and s.name not in missing]
         residuals = {}
         if refine is not None and expr:
             scans, model = [], self._model(current)
