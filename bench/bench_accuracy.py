@@ -9,13 +9,29 @@ Faces (rendered by facecap's synthetic actor with colour, D415 or D435 noise at 
 - ``identity<k>``: unseen people, :func:`facecap.synth.random_identity` of it (5-8 mm smooth shape changes).
 
 Trackers on the same frames: ``builtin`` (the built-in rig, depth only), ``builtin+prior`` (the same with
-the expression prior of :mod:`facecap.prior`, fitted on the six takes other than the one scored),
+the expression prior of :mod:`facecap.prior`, fitted on the six takes other than the one scored; six of the
+seven takes are one performer's, so on the ICT head also ``builtin+prior_other_performer``: the prior fitted
+on the other performer's takes only),
 ``--rig-b FILE`` (another rig file on the unseen identities, e.g. the analytic rig facecap shipped until
 commit 0f20ffd: ``git show 0f20ffd:facecap/data/generic_rig.npz > analytic.npz``) and ``mediapipe``
 (MediaPipe Face Landmarker's own 52 blendshape scores on the colour image). Scores: weight MAE over the 52
 ARKit weights without eyeLook* and tongueOut (``mae50``), per-shape gain (least-squares slope of the
 estimate on the truth over the frames where the truth exceeds 0.3, pooled over the takes; shapes with fewer
-than 30 such frames are not reported) and, for facecap, head rotation error, fit and acquisition times.
+than 30 such frames are not reported), ``constant_share`` (the share of the MAE that is a constant offset
+per take and shape: 1 - MAE after removing each take's mean error per shape / MAE) and, for facecap, head
+rotation error, fit and acquisition times.
+
+Two more sections, on the ICT head:
+
+- ``held_expressions``: each expression of ``facecap.synth.EXPRESSIONS`` (winks, smirks, one-sided brows
+  included; not talk or tongue) held still for 24 frames after 4 neutral ones, D415 noise, head turned
+  11 deg, 2 noise seeds; the median of the last 12 frames read against the truth: MAE and the gain of the
+  expression's main shapes (truth >= 0.5) -- what shrinkage does to a held expression, for the default
+  L1, a light L1 (0.1) and the expression prior (fitted on all 7 takes);
+- ``information``: what depth alone can tell per frame. From the fit's own rows at the true pose and
+  expression (sigma the renderer's 2.1 mm at 0.6 m; its 3x3 spatial correlation ignored, so optimistic),
+  the Cramer-Rao standard deviation of each weight with the pose and the other 51 weights free, median
+  over frames: a shape whose bound is far above the errors asked of it can only be read through a prior.
 """
 
 from __future__ import annotations
@@ -41,6 +57,7 @@ from facecap.synth import SyntheticActor, head_motion, random_identity  # noqa: 
 
 SCORED = [arkit.INDEX[k] for k in metrics.DEPTH_VISIBLE]
 PRIORS: dict = {}  # leave-one-take-out expression priors, filled in main()
+LOPO: dict = {}  # priors fitted on the other performer's takes, filled in main()
 
 
 def takes(n: int, fps: float = 30.0) -> list[tuple[str, np.ndarray]]:
@@ -60,22 +77,42 @@ def takes(n: int, fps: float = 30.0) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def render(face, W, seed, camera):
+def render(face, W, seed, camera, poses=False):
     R, t = head_motion(len(W), fps=30, seed=seed, max_angle_deg=20, max_pitch_deg=10, distance_m=0.6)
     actor = SyntheticActor(face, camera=camera, distance=0.6, seed=seed)
-    return [f for f, _ in actor.frames(W, R, t, fps=30)], R
+    frames = [f for f, _ in actor.frames(W, R, t, fps=30)]
+    return (frames, R, t) if poses else (frames, R)
 
 
-def loo_priors() -> dict[str, object]:
-    """{take: expression prior fitted on the other takes' tracked frames} (leave one take out)."""
+PERFORMERS = ("alexdjulin", "JMTechArt")  # the takes' file names carry their performer's name
+
+
+def take_weights() -> dict[str, np.ndarray]:
+    """{take: (n, 52) weights of its tracked frames} of every real take."""
     from facecap.livelink import read_csv
-    from facecap.prior import fit_prior
 
     full = {}
     for p in sorted((SHARED / "arkit_blendshape_takes").glob("*.csv")):
         t = read_csv(p)
         full[p.stem.replace("livelinkface_", "")] = np.asarray(t.weights)[np.asarray(t.tracked)]
+    return full
+
+
+def loo_priors() -> dict[str, object]:
+    """{take: expression prior fitted on the other takes' tracked frames} (leave one take out)."""
+    from facecap.prior import fit_prior
+
+    full = take_weights()
     return {k: fit_prior([w for j, w in full.items() if j != k]) for k in full}
+
+
+def other_performer_priors() -> dict[str, object]:
+    """{take: expression prior fitted on the takes of the other performers only}."""
+    from facecap.prior import fit_prior
+
+    full = take_weights()
+    who = {k: next(n for n in PERFORMERS if n in k) for k in full}
+    return {k: fit_prior([w for j, w in full.items() if who[j] != who[k]]) for k in full}
 
 
 def track(rig, frames, camera, prior=None):
@@ -129,11 +166,27 @@ def gains(est: np.ndarray, truth: np.ndarray, min_frames: int = 30) -> dict[str,
     return out
 
 
-def summarise(est, truth, ok):
+def constant_share(est, truth, ok, take_len):
+    """Share of the MAE that is a constant offset per take and shape (removed by subtracting each take's
+    mean error per shape over its tracked frames)."""
+    err = (est - truth)[:, SCORED]
+    mae, left = [], []
+    for a in range(0, len(est), take_len):
+        e, o = err[a : a + take_len], ok[a : a + take_len]
+        if o.any():
+            mae.append(np.abs(e[o]))
+            left.append(np.abs(e[o] - e[o].mean(0)))
+    if not mae:
+        return None
+    return round(1.0 - float(np.concatenate(left).mean() / np.concatenate(mae).mean()), 3)
+
+
+def summarise(est, truth, ok, take_len=None):
     e = np.abs(est[ok][:, SCORED] - truth[ok][:, SCORED])
     g = gains(np.where(ok[:, None], est, np.nan), truth)
     return {
         "mae50": round(float(e.mean()), 4),
+        "constant_share": constant_share(est, truth, ok, take_len) if take_len else None,
         "frames_scored": int(ok.sum()),
         "gains_below_0.85": {k: v for k, v in g.items() if v < 0.85},
         "gain_min": min(g.values()) if g else None,
@@ -152,7 +205,8 @@ def run_face(name, face, rigs, camera, n, seed, with_mp, rgb: bool = False):
         frames, R = render(face, W, seed + ti, camera)
         truth.append(W)
         for k, rig in rigs.items():
-            states, ms, acq = track(rig, frames, camera, PRIORS[take] if k.endswith("+prior") else None)
+            prior = PRIORS[take] if k.endswith("+prior") else LOPO[take] if "+prior_other" in k else None
+            states, ms, acq = track(rig, frames, camera, prior)
             est[k].append(np.array([s.weights for s in states]))
             ok[k].append(np.array([s.tracked for s in states]))
             rot[k] += [
@@ -173,7 +227,7 @@ def run_face(name, face, rigs, camera, n, seed, with_mp, rgb: bool = False):
     res = {}
     for k in est:
         E, O = np.concatenate(est[k]), np.concatenate(ok[k])
-        res[k] = summarise(E, truth, O) | {"tracked_fraction": round(float(O.mean()), 4)}
+        res[k] = summarise(E, truth, O, n) | {"tracked_fraction": round(float(O.mean()), 4)}
         if k in rigs:
             res[k] |= {
                 "rot_err_deg_median": round(float(np.median(rot[k])), 3) if rot[k] else None,
@@ -183,32 +237,116 @@ def run_face(name, face, rigs, camera, n, seed, with_mp, rgb: bool = False):
     return res
 
 
+def held_expressions(rig, seeds: int = 2) -> dict:
+    """Each expression of ``EXPRESSIONS`` held still (see the module docstring): per tracker, the MAE of
+    the held reading and the gains of the main shapes."""
+    from facecap.prior import load_prior
+    from facecap.synth import EXPRESSIONS, expression_weights
+
+    names = [k for k in EXPRESSIONS if k not in ("talk", "tongue_out")]
+    prior = load_prior()  # the built-in one, fitted on all 7 takes
+    trackers = {
+        "builtin": (FitParams(), None),
+        "lambda_s_0.1": (FitParams(lambda_s=0.1), None),
+        "builtin+prior": (replace(FitParams(), lambda_s=0.25, lambda_prior=1.0), prior),
+    }
+    R, t = pose.from_euler(0.2, -0.08, 0.03), np.array([0.01, -0.01, 0.6])
+    rows = {k: [] for k in trackers}
+    for seed in range(seeds):
+        actor = SyntheticActor(rig, camera="d415", distance=0.6, seed=seed)
+        for name in names:
+            w = expression_weights(name).astype(np.float64)
+            frames = [actor.render(w if i >= 4 else np.zeros(52), R, t) for i in range(28)]
+            main_shapes = np.flatnonzero(w >= 0.5)
+            for k, (fit, pr) in trackers.items():
+                tr = Tracker(rig=rig, intrinsics=frames[0].depth_intrinsics,
+                             config=TrackerConfig.for_camera("d415", fit=fit, prior=pr))  # fmt: skip
+                est = np.median([tr.track(f).weights for f in frames][16:], axis=0)
+                gain = float(np.mean(est[main_shapes] / w[main_shapes])) if len(main_shapes) else None
+                rows[k].append((name, float(np.abs(est - w)[SCORED].mean()), gain))
+    out = {}
+    for k, r in rows.items():
+        g = np.array([x[2] for x in r if x[2] is not None])
+        out[k] = {
+            "mae50": round(float(np.mean([x[1] for x in r])), 4),
+            "main_gain_median": round(float(np.median(g)), 3),
+            "main_gain_min": round(float(g.min()), 3),
+            "held_below_0.85": f"{int((g < 0.85).sum())}/{len(g)}",
+            "gain_by_expression": {
+                n: round(float(np.mean([x[2] for x in r if x[0] == n])), 2)
+                for n in names
+                if r and any(x[0] == n and x[2] for x in r)
+            },  # fmt: skip
+        }
+    return {"expressions": len(names), "seeds": seeds} | out
+
+
+def information(rig, n: int, every: int = 15) -> dict:
+    """Per-frame Cramer-Rao standard deviation of each weight from depth alone (module docstring)."""
+    from facecap._kernels import icp_rows, vertex_normals  # the fit's own rows, at the truth
+    from facecap.fit import NP, Buffers, MaskModel
+    from facecap.synth import DepthNoise, get_camera
+
+    cam = get_camera("d415")
+    model = MaskModel.from_rig(rig, max_points=TrackerConfig().max_points)
+    buf = Buffers(len(model.sample))
+    sds = []
+    for ti, (_, W) in enumerate(takes(n)):
+        frames, Rs, ts = render(rig, W, ti, "d415", poses=True)
+        for i in range(0, n, every):
+            f, w = frames[i], W[i].astype(np.float64)
+            sigma = float(DepthNoise().sigma(float(ts[i][2]), cam.intrinsics.fx, cam.baseline))
+            xr = model.vertices(w)
+            intr = f.depth_intrinsics
+            m = icp_rows(xr, vertex_normals(xr, model.tris), model.sample, Rs[i], ts[i], f.depth, intr.fx,
+                         intr.fy, intr.cx, intr.cy, model.BT, 0.012, np.cos(np.radians(70.0)), 0.004, 0.0,
+                         1.0 / sigma, np.inf, buf.J, buf.r, buf.raw)  # fmt: skip
+            J = buf.J[:m].astype(np.float64)
+            H = J.T @ J + 1e-9 * np.eye(NP)
+            S = H[6:, 6:] - H[6:, :6] @ np.linalg.solve(H[:6, :6], H[:6, 6:])  # pose marginalised
+            sds.append(np.sqrt(np.diag(np.linalg.inv(S))))
+    sd = np.median(sds, axis=0)
+    order = sorted(SCORED, key=lambda k: -sd[k])
+    return {
+        "frames": len(sds),
+        "sigma_mm": round(sigma * 1000, 2),
+        "weight_sd_median_over_shapes": round(float(np.median(sd[SCORED])), 3),
+        "shapes_with_sd_over_0.1": int((sd[SCORED] > 0.1).sum()),
+        "weight_sd": {arkit.ARKIT_NAMES[k]: round(float(sd[k]), 3) for k in order},
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=150, help="frames per take (default 150, 5 s at 30 fps)")
     ap.add_argument("--identities", type=int, default=3, help="unseen identities (default 3)")
     ap.add_argument("--quick", action="store_true", help="30 frames per take, one identity (smoke test)")
     ap.add_argument("--no-mediapipe", action="store_true")
+    ap.add_argument("--no-held", action="store_true", help="skip the held-expression section")
     ap.add_argument("--rig", help="tracking rig: a built-in name or a file (default: the built-in rig)")
     ap.add_argument("--rig-b", help="a second rig file scored on the unseen identities (row 'rig_b')")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args(argv)
     n, k_id = (30, 1) if args.quick else (args.frames, args.identities)
     builtin = load_rig(args.rig)
-    global PRIORS
-    PRIORS = loo_priors()
+    global PRIORS, LOPO
+    PRIORS, LOPO = loo_priors(), other_performer_priors()
     rigs = {"builtin": builtin, "builtin+prior": builtin}
     if args.rig_b:
         rigs["rig_b"] = load_rig(args.rig_b)
     t0 = time.perf_counter()
     res = {"bench": "accuracy", "frames_per_take": n, "takes": 7, "rig": builtin.name, "faces": {}}
     own = {"builtin": builtin, "builtin+prior": builtin}
-    res["faces"]["ict_d415"] = run_face("ict", builtin, own, "d415", n, 0, not args.no_mediapipe)
+    own_lopo = own | {"builtin+prior_other_performer": builtin}
+    res["faces"]["ict_d415"] = run_face("ict", builtin, own_lopo, "d415", n, 0, not args.no_mediapipe)
     res["faces"]["ict_d435"] = run_face("ict", builtin, own, "d435", n, 0, False)
     for i in range(1, k_id + 1):
         face = random_identity(builtin, seed=i)
         res["faces"][f"identity{i}_d415"] = run_face(f"identity{i}", face, rigs, "d415", n, 100 * i,
                                                      not args.no_mediapipe)  # fmt: skip
+    if not args.no_held:
+        res["held_expressions"] = held_expressions(builtin, seeds=1 if args.quick else 2)
+    res["information"] = information(builtin, n)
     ids = [v for k, v in res["faces"].items() if k.startswith("identity")]
     res["identities_mean_mae50"] = {
         k: round(float(np.mean([v[k]["mae50"] for v in ids])), 4) for k in (ids[0] if ids else {})

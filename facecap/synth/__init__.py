@@ -34,7 +34,13 @@ from .actor import SyntheticActor, make_performance, simulated_landmarks, synthe
 from .camera import CAMERAS, CameraPreset, get_camera
 from .identity import random_identity
 from .noise import DepthNoise, apply_color_noise, apply_depth_noise
-from .performance import EXPRESSIONS, head_motion, procedural_performance, protocol_performance
+from .performance import (
+    EXPRESSIONS,
+    expression_weights,
+    head_motion,
+    procedural_performance,
+    protocol_performance,
+)
 from .preview import rig_preview
 from .record import SyntheticRecording, record_synthetic_take
 from .render import (
@@ -64,6 +70,7 @@ __all__ = [
     "apply_color_noise",
     "apply_depth_noise",
     "background_wall",
+    "expression_weights",
     "get_camera",
     "head_motion",
     "load_truth",

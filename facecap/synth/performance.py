@@ -107,6 +107,19 @@ def _expand_peaks(spec: dict[str, float]) -> dict[int, float]:
     return out
 
 
+def expression_weights(name: str) -> np.ndarray:
+    """(52,) float32 weights, canonical ARKit order, of one event of :data:`EXPRESSIONS` at its peak
+    (``"smile"``, ``"wink_left"``, ...). Raises ValueError for an unknown name or ``"talk"`` (syllables,
+    no single pose)."""
+    if name not in EXPRESSIONS or not EXPRESSIONS[name]:
+        poses = ", ".join(k for k, v in EXPRESSIONS.items() if v)
+        raise ValueError(f"no held expression named {name!r}; one of: {poses}")
+    w = np.zeros(arkit.NUM_SHAPES, np.float32)
+    for k, p in _expand_peaks(EXPRESSIONS[name]).items():
+        w[k] = p
+    return w
+
+
 def _add(acc: np.ndarray, sl: slice, env: np.ndarray, peaks: dict[int, float], gain: float) -> None:
     """acc holds prod(1 - c) per shape; contributions combine as a probabilistic OR (stays in [0, 1])."""
     for k, p in peaks.items():
