@@ -44,7 +44,9 @@ def test_sink_and_playback_benchmarks_report_json():
 
 def test_accuracy_benchmark_on_real_takes_runs(tmp_path):
     """The accuracy bench end to end (quick): every face tracked, the built-in rig far better than
-    chance on its own head and on an unseen identity, and a second rig file scored beside it."""
+    chance on its own head and on an unseen identity, a second rig file scored beside it, and the
+    diagnostic sections (held expressions, the information bound) filled."""
+    from facecap import metrics
     from facecap.formats import load_rig
 
     other = load_rig().save(tmp_path / "copy.npz")
@@ -54,6 +56,14 @@ def test_accuracy_benchmark_on_real_takes_runs(tmp_path):
     assert ident["builtin"]["mae50"] < 0.2 and abs(ident["rig_b"]["mae50"] - ident["builtin"]["mae50"]) < 0.02
     own = res["faces"]["ict_d415"]
     assert own["builtin"]["mae50"] < 0.12 and own["builtin+prior"]["mae50"] < own["builtin"]["mae50"]
+    assert "builtin+prior_other_performer" in own and 0 <= own["builtin"]["constant_share"] <= 1
+    held = res["held_expressions"]
+    # a light L1 reads held expressions with less shrinkage than the default, the prior with the most
+    assert held["lambda_s_0.1"]["main_gain_median"] > held["builtin"]["main_gain_median"] - 0.02
+    assert held["builtin+prior"]["main_gain_median"] < held["builtin"]["main_gain_median"]
+    info = res["information"]
+    assert info["frames"] > 0 and set(info["weight_sd"]) == set(metrics.DEPTH_VISIBLE)
+    assert info["weight_sd"]["jawOpen"] < info["weight_sd"]["eyeWideLeft"]  # the jaw is seen, lids barely
 
 
 def test_acquisition_benchmark_has_no_coin_flips():

@@ -625,3 +625,17 @@ def test_cli_synth_writes_recording_and_truth(rig, tmp_path):
     for f, (ref, _) in zip(frames, actor.frames(w, r, t), strict=True):
         np.testing.assert_allclose(f.depth, ref.depth, atol=1e-6)  # already on the 1 mm grid
         np.testing.assert_array_equal(f.color, ref.color)
+
+
+def test_expression_weights_are_the_events_peaks():
+    from facecap.synth import EXPRESSIONS, expression_weights
+
+    w = expression_weights("wink_left")
+    assert w.shape == (52,) and w.dtype == np.float32
+    assert w[arkit.INDEX["eyeBlinkLeft"]] == 1.0 and w[arkit.INDEX["eyeBlinkRight"]] == 0.0
+    smile = expression_weights("smile")  # "mouthSmile*" expands to both sides
+    assert smile[arkit.INDEX["mouthSmileLeft"]] == smile[arkit.INDEX["mouthSmileRight"]] == 0.85
+    assert all(expression_weights(n).max() > 0 for n, v in EXPRESSIONS.items() if v)
+    for bad in ("talk", "nope"):
+        with pytest.raises(ValueError, match="no held expression"):
+            expression_weights(bad)
