@@ -125,7 +125,8 @@ def boundary_vertices(triangles: np.ndarray, n_vertices: int, rings: int = 0) ->
 
     t = np.asarray(triangles, np.int64)
     e = np.sort(np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]]), axis=1)
-    uniq, counts = np.unique(e, axis=0, return_counts=True)
+    keys, counts = np.unique(e[:, 0] * n_vertices + e[:, 1], return_counts=True)  # 1-D: 10x faster
+    uniq = np.stack([keys // n_vertices, keys % n_vertices], axis=1)
     out = np.zeros(n_vertices, bool)
     out[uniq[counts == 1].ravel()] = True
     if rings:
@@ -280,6 +281,9 @@ def fit_frame(
     nr = w_normals = xr = None
     # landmarks on vertices outside ``needed`` (not the rig's own map): every vertex, every iteration
     every = landmarks is not None and not model.needed[landmarks[2]].all()
+    # a rigid fit (weights held) builds and solves the 6 pose columns only, on vertices computed once
+    n = NP if params.solve_weights else 6
+    BT = model.BT if params.solve_weights else model.BT[:, :, :0]
     moved = np.inf
     for it in range(max(params.iterations, params.max_iterations)):
         if it >= params.iterations and moved < params.extend_energy:
@@ -288,6 +292,8 @@ def fit_frame(
             xr = model.vertices(w)
             nr = vertex_normals(xr, model.tris)
             w_normals = w.copy()
+        elif not params.solve_weights:
+            pass  # the weights, hence the vertices, do not change
         elif every:
             xr = model.vertices(w)
         else:  # only the vertices the rows read
@@ -305,7 +311,7 @@ def fit_frame(
             fy,
             cx,
             cy,
-            model.BT,
+            BT,
             md,
             cos_max,
             max(params.edge_tol, 3.0 * params.sigma),
@@ -321,34 +327,37 @@ def fit_frame(
         m_depth = m
         if landmarks is not None and params.lambda_lmk > 0:  # 2-D landmark rows after the depth rows
             uv, conf, ltris, lbary, BL = landmarks
+            BL = BL if params.solve_weights else BL[:, :, :0]
             buf.reserve(m + 2 * len(conf))
             m = landmark_rows(xr, ltris, lbary, BL, uv, conf, R, t, fx, fy, cx, cy,
                               np.sqrt(params.lambda_lmk) / params.sigma_px, buf.J, buf.r, m)  # fmt: skip
-        J = buf.J[:m]
+        J = buf.J[:m, :n]
         H = (J.T @ J).astype(np.float64)  # float32 BLAS: residuals are normalised, precision is ample
         g = (J.T @ buf.r[:m]).astype(np.float64)
-        hd = H.ravel()[:: NP + 1]  # a view of the diagonal
-        info = hd[6:].copy()  # data information of each weight (1 / variance)
-        # priors on the weights, pose damping
-        hd[6:] += params.lambda_0
-        if w_prev is not None:
-            # temporal prior in units of each weight's own data information: the estimate leans on the
-            # previous frame by the same ratio whether the shape is well or poorly observed
-            lt = params.lambda_t * info
-            if params.temporal_scale > 0:  # robust: a large change is the face moving, not noise
-                lt = lt / (1.0 + ((w - w_prev) / params.temporal_scale) ** 2)
-            hd[6:] += lt
-            g[6:] += lt * (w - w_prev)
-        if params.lambda_prior > 0 and params.prior_precision is not None:
-            # Gaussian prior on the weights learned from real performances (co-activation statistics)
-            P = params.lambda_prior * params.prior_precision
-            H[6:, 6:] += P
-            g[6:] += P @ (w - params.prior_mean)
-        # L1 sparsity scaled per shape by how well the data sees it: a threshold of lambda_s noise
-        # standard deviations of that weight, not a fixed amount (which would erase subtle shapes)
-        lam_s = LAMBDA_S_GENERIC if params.lambda_s is None else params.lambda_s
-        l1 = lam_s * np.sqrt(np.maximum(info, 1e-12))
-        g[6:] += l1
+        hd = H.ravel()[:: n + 1]  # a view of the diagonal
+        if params.solve_weights:
+            info = hd[6:].copy()  # data information of each weight (1 / variance)
+            # priors on the weights
+            hd[6:] += params.lambda_0
+            if w_prev is not None:
+                # temporal prior in units of each weight's own data information: the estimate leans on
+                # the previous frame by the same ratio whether the shape is well or poorly observed
+                lt = params.lambda_t * info
+                if params.temporal_scale > 0:  # robust: a large change is the face moving, not noise
+                    lt = lt / (1.0 + ((w - w_prev) / params.temporal_scale) ** 2)
+                hd[6:] += lt
+                g[6:] += lt * (w - w_prev)
+            if params.lambda_prior > 0 and params.prior_precision is not None:
+                # Gaussian prior on the weights learned from real performances (co-activation statistics)
+                P = params.lambda_prior * params.prior_precision
+                H[6:, 6:] += P
+                g[6:] += P @ (w - params.prior_mean)
+            # L1 sparsity scaled per shape by how well the data sees it: a threshold of lambda_s noise
+            # standard deviations of that weight, not a fixed amount (which would erase subtle shapes)
+            lam_s = LAMBDA_S_GENERIC if params.lambda_s is None else params.lambda_s
+            l1 = lam_s * np.sqrt(np.maximum(info, 1e-12))
+            g[6:] += l1
+        # pose damping
         hd[:3] += params.lambda_pose
         hd[3:6] += params.lambda_pose * 100.0
         if params.solve_weights:
@@ -366,12 +375,12 @@ def fit_frame(
                 delta = box_qp(H, g2, lo, hi2, 30)
         else:
             delta = np.zeros(NP)
-            delta[:6] = np.linalg.solve(H[:6, :6], -g[:6])
+            delta[:6] = np.linalg.solve(H, -g)
         R = rodrigues(delta[:3]) @ R
         t = t + delta[3:6]
         if params.solve_weights:
             w = np.clip(w + delta[6:], 0.0, 1.0)  # exact bounds already; clip removes round-off only
-        moved = float(delta @ H @ delta)
+        moved = float(delta[:n] @ H @ delta[:n])
         step_w = float(np.abs(delta[6:]).max())
         converged = step_w < 0.005 and np.abs(delta[:3]).max() < 2e-4 and np.abs(delta[3:6]).max() < 1e-4
         if converged and it >= 1:

@@ -7,8 +7,9 @@ Every template vertex ``v_i`` gets an affine transform ``X_i`` (4x3); the energy
 
 with ``u_i`` the closest target point of the deformed vertex (weight 0 where none is close, faces away or
 the vertex was never seen), ``G = diag(1, 1, 1, gamma)``, and optional landmarks ``p_l``. For each alpha of
-a decreasing schedule the linear least-squares problem is solved (a sparse SPD system, one factorisation
-per solve, three right-hand sides) and the correspondences recomputed until X settles. Where the data is
+a decreasing schedule the linear least-squares problem is solved (a sparse SPD system, three right-hand
+sides; factorised once, later solves by conjugate gradients preconditioned with that factorisation) and the
+correspondences recomputed until X settles. Where the data is
 silent the stiffness carries the neighbours' transforms: unseen regions stay template-like.
 """
 
@@ -29,8 +30,8 @@ class NricpResult:
     """vertices : (V, 3) float64 deformed template, metres; transforms : (V, 4, 3) per-vertex affine;
     weights : (V,) float64 data weight of each vertex in the last step (0 = no correspondence);
     distances : (V,) float64 distance to the closest target point at the end [m]; iterations : int;
-    factor : (stiffness, SuperLU) of the last step's system, which a call continuing from this result
-    (``init``) at that same stiffness uses as its preconditioner instead of factorising again."""
+    factor : (stiffness, SuperLU) of the system factorised, which a call continuing from this result
+    (``init``) uses as its preconditioner instead of factorising again."""
 
     vertices: np.ndarray
     transforms: np.ndarray
@@ -38,6 +39,10 @@ class NricpResult:
     distances: np.ndarray
     iterations: int
     factor: tuple | None = None
+
+
+REFACTOR = 6.0
+"""A factorisation preconditions solves at stiffnesses down to this many times softer than its own."""
 
 
 def _pcg(A, B, X, solve, rtol: float = 1e-4, maxiter: int = 25) -> np.ndarray:
@@ -72,7 +77,9 @@ def _pcg(A, B, X, solve, rtol: float = 1e-4, maxiter: int = 25) -> np.ndarray:
 def _edges(triangles: np.ndarray) -> np.ndarray:
     t = np.asarray(triangles, np.int64)
     e = np.sort(np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]]), axis=1)
-    return np.unique(e, axis=0)
+    n = int(t.max()) + 1 if len(t) else 1
+    keys = np.unique(e[:, 0] * n + e[:, 1])  # 1-D unique: 10x faster than unique rows, same order
+    return np.stack([keys // n, keys % n], axis=1)
 
 
 def nricp(
@@ -115,7 +122,7 @@ def nricp(
     scale : coordinates are multiplied by this inside the solve (10: decimetres, so that the affine part
         and the translation are of the same order and gamma = 1 balances them)
     init : a previous result on the same template to continue from (e.g. after the target was refined);
-        if the schedule starts at its last stiffness, its factorisation preconditions the first solves
+        its factorisation preconditions every solve (no new factorisation)
     anchor : weight of a pull of every transform toward the identity, ``anchor^2 |X_i - I|^2``: where no
         data reaches, the mesh stays template-like instead of extrapolating its neighbours' transforms
     target_boundary : (P,) bool, target points on the rim of the data (where the scan stops); a vertex whose
@@ -173,10 +180,14 @@ def nricp(
     its = 0
     wts = np.zeros(n)
     dist = np.full(n, np.inf)
-    lu = None
-    reuse = init.factor if init is not None and init.factor and init.factor[0] == stiffness[0] else None
+    # a factorisation is reused by later stiffnesses down to REFACTOR times softer (and by a call
+    # continuing from init): those solves are PCG preconditioned with it (in calibration, alpha 5
+    # preconditioning alpha 1: 3-14 iterations; one factorisation instead of two, 0.4 s less, the
+    # neutral within 2 um)
+    factored, lu = init.factor if init is not None and init.factor else (np.inf, None)
     for alpha in stiffness:
-        lu, reuse = (reuse[1] if reuse else None), None  # the first stiffness may continue init's factor
+        if alpha * REFACTOR < factored:
+            lu = None
         for _ in range(inner):
             its += 1
             dist, idx = tree.query(cur, workers=-1)
@@ -198,12 +209,13 @@ def nricp(
                 A = A + (beta * beta) * (lm_rows[0].T @ lm_rows[0])
                 b = b + (beta * beta) * (lm_rows[0].T @ lm_rows[1])
             A = A.tocsc()
-            if lu is None:  # one factorisation per stiffness; later correspondences reuse it in PCG
+            if lu is None:  # factorise; the later solves use it as PCG's preconditioner
                 opts = {"SymmetricMode": True}
                 lu = splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options=opts)
+                factored = alpha
                 Xn = lu.solve(b)
             else:
-                Xn = _pcg(A, b, X, lu.solve)
+                Xn = _pcg(A, b, X, lu.solve, maxiter=60)
             new = D @ Xn
             moved = float(np.abs(new - cur).max()) / s
             X, cur = Xn, new
@@ -212,4 +224,4 @@ def nricp(
     dist, _ = tree.query(cur, workers=-1)
     T = X.reshape(n, 4, 3).copy()
     T[:, 3] /= s  # translations back in metres: v' = T[:3].T v + T[3]
-    return NricpResult(cur / s, T, wts, dist / s, its, None if lu is None else (stiffness[-1], lu))
+    return NricpResult(cur / s, T, wts, dist / s, its, None if lu is None else (factored, lu))
