@@ -62,7 +62,8 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 @nb.njit(cache=True, fastmath=True, nogil=True)
 def icp_rows(
-    xr,
+    base,
+    wts,
     nr,
     sample,
     R,
@@ -85,7 +86,10 @@ def icp_rows(
 ):  # pragma: no cover - compiled
     """Projective association and robustly weighted Jacobian rows.
 
-    xr, nr : (N, 3) rig-space vertices and unit normals of the current mask.
+    base, wts : (N, 3) rig-space vertices and (K,) weights: the mask's vertices are ``base + BT . wts``
+        (the neutral and the current weights; or posed vertices, K = 0 and ``BT[:, :, :0]``, for a rigid
+        fit), computed here for the sampled vertices only.
+    nr : (N, 3) unit normals of the current mask.
     sample : (S,) mask-vertex indices that generate rows.
     BT : (N, 3, K) expression deltas of the mask vertices (vertex-major for locality).
     For each sampled vertex: project into the depth image, back-project the depth found there, and
@@ -100,9 +104,14 @@ def icp_rows(
     m = 0
     for s_i in range(sample.shape[0]):
         i = sample[s_i]
-        ax = R[0, 0] * xr[i, 0] + R[0, 1] * xr[i, 1] + R[0, 2] * xr[i, 2]
-        ay = R[1, 0] * xr[i, 0] + R[1, 1] * xr[i, 1] + R[1, 2] * xr[i, 2]
-        az = R[2, 0] * xr[i, 0] + R[2, 1] * xr[i, 1] + R[2, 2] * xr[i, 2]
+        px, py, pz = base[i, 0], base[i, 1], base[i, 2]
+        for k in range(K):
+            px += BT[i, 0, k] * wts[k]
+            py += BT[i, 1, k] * wts[k]
+            pz += BT[i, 2, k] * wts[k]
+        ax = R[0, 0] * px + R[0, 1] * py + R[0, 2] * pz
+        ay = R[1, 0] * px + R[1, 1] * py + R[1, 2] * pz
+        az = R[2, 0] * px + R[2, 1] * py + R[2, 2] * pz
         x = ax + t[0]
         y = ay + t[1]
         z = az + t[2]
@@ -169,29 +178,27 @@ def icp_rows(
 
 
 @nb.njit(cache=True, nogil=True)  # no fastmath: it would assume the NaN test below away
-def landmark_rows(xr, ltris, lbary, BL, uv, conf, R, t, fx, fy, cx, cy, scale, J, r, m0):  # pragma: no cover
+def landmark_rows(p0, wts, BL, uv, conf, R, t, fx, fy, cx, cy, scale, J, r, m0):  # pragma: no cover
     """2-D landmark reprojection rows, written into J, r from row ``m0``.
 
-    xr : (N, 3) rig-space mask vertices; ltris (L, 3) mask-vertex ids and lbary (L, 3) barycentric
-    weights of each landmark on the mask; BL (L, 3, K) the landmarks' own deltas (``lbary`` applied to
-    the vertices' deltas: fixed for a rig); uv (L, 2) detected pixels; conf (L,) confidences (rows with
+    p0 (L, 3) rig-space landmark points and wts (K,) weights: the landmarks are ``p0 + BL . wts``, with
+    BL (L, 3, K) the landmarks' own deltas (their barycentric weights applied to the vertices' deltas:
+    fixed for a rig; K = 0 for posed points); uv (L, 2) detected pixels; conf (L,) confidences (rows with
     conf <= 0 or a non-finite uv are skipped); ``scale`` = sqrt(lambda_lmk) / sigma_px. Two rows per
     landmark (u, v), each scaled by ``scale * sqrt(conf)``, into J (M, 6 + K) and r (M,); returns the
     row count after them. Landmarks behind the camera (z <= 0.05 m) are skipped.
     """
     K = BL.shape[2]
     m = m0
-    for li in range(ltris.shape[0]):
+    for li in range(p0.shape[0]):
         c = conf[li]
         if not (c > 0.0) or not (np.isfinite(uv[li, 0]) and np.isfinite(uv[li, 1])):
             continue
-        px = py = pz = 0.0
-        for k in range(3):
-            v = ltris[li, k]
-            b = lbary[li, k]
-            px += b * xr[v, 0]
-            py += b * xr[v, 1]
-            pz += b * xr[v, 2]
+        px, py, pz = p0[li, 0], p0[li, 1], p0[li, 2]
+        for k in range(K):
+            px += BL[li, 0, k] * wts[k]
+            py += BL[li, 1, k] * wts[k]
+            pz += BL[li, 2, k] * wts[k]
         ax = R[0, 0] * px + R[0, 1] * py + R[0, 2] * pz
         ay = R[1, 0] * px + R[1, 1] * py + R[1, 2] * pz
         az = R[2, 0] * px + R[2, 1] * py + R[2, 2] * pz

@@ -143,11 +143,9 @@ class MaskModel:
 
     b0 : (N, 3) neutral, metres; B : (52, N, 3) deltas; tris : (F, 3) triangles re-indexed to the mask;
     Bsp : the deltas as a sparse (3N, 52) matrix for evaluating vertices;
-    index : (N,) rig vertex index of each mask vertex; BT : (N, 3, 52) the deltas vertex-major;
-    sample : (S,) mask vertices that generate ICP rows (an even subsample of at most ``max_points``);
-    needed : (N,) bool, the vertices the rows read (``sample`` and the rig's landmark triangles);
-    Bneed : the rows of ``Bsp`` of the needed vertices (the fit updates only those between normal
-    updates).
+    index : (N,) rig vertex index of each mask vertex; BT : (N, 3, 52) the deltas vertex-major (the
+    fit's kernels compute the sampled vertices from them);
+    sample : (S,) mask vertices that generate ICP rows (an even subsample of at most ``max_points``).
     """
 
     b0: np.ndarray
@@ -157,8 +155,6 @@ class MaskModel:
     tris: np.ndarray
     index: np.ndarray
     sample: np.ndarray
-    needed: np.ndarray
-    Bneed: object
 
     @classmethod
     def from_rig(cls, rig, mask: str = "track", max_points: int = 2500, margin_rings: int = 2) -> MaskModel:
@@ -180,11 +176,6 @@ class MaskModel:
         cand = np.flatnonzero(~near_edge)
         step = max(1, int(np.ceil(len(cand) / max_points)))
         sample = cand[::step].astype(np.int64)
-        needed = np.zeros(len(idx), bool)
-        needed[sample] = True
-        lt = remap[rig.landmark_tris]
-        needed[lt[(lt >= 0).all(1)].ravel()] = True
-        need_idx = np.flatnonzero(needed)
         return cls(
             b0=rig.neutral[idx].astype(np.float64),
             B=B,
@@ -193,18 +184,11 @@ class MaskModel:
             tris=tris,
             index=idx,
             sample=sample,
-            needed=needed,
-            Bneed=Bsp[(3 * need_idx[:, None] + np.arange(3)).ravel()],
         )
 
     def vertices(self, w: np.ndarray) -> np.ndarray:
         """(N, 3) float64 mask vertices of weights w (52,), rig space, metres."""
         return self.b0 + (self.Bsp @ w).reshape(-1, 3)
-
-    def update_needed(self, xr: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """``xr`` (N, 3) with the ``needed`` vertices moved to weights w, in place (the rest stale)."""
-        xr[self.needed] = self.b0[self.needed] + (self.Bneed @ w).reshape(-1, 3)
-        return xr
 
 
 @dataclass
@@ -278,30 +262,31 @@ def fit_frame(
     inl = 0
     rms = np.nan
     inv_s = 1.0 / params.sigma
-    nr = w_normals = xr = None
-    # landmarks on vertices outside ``needed`` (not the rig's own map): every vertex, every iteration
-    every = landmarks is not None and not model.needed[landmarks[2]].all()
-    # a rigid fit (weights held) builds and solves the 6 pose columns only, on vertices computed once
-    n = NP if params.solve_weights else 6
-    BT = model.BT if params.solve_weights else model.BT[:, :, :0]
+    nr = w_normals = None
+    # the kernels compute the vertices and landmarks as base + deltas . weights; a rigid fit (weights
+    # held) takes them posed once, builds and solves the 6 pose columns only
+    if params.solve_weights:
+        n, base, wk, BT = NP, model.b0, w, model.BT
+    else:
+        n, base, wk, BT = 6, model.vertices(w), np.zeros(0), model.BT[:, :, :0]
+    if landmarks is not None:
+        uv, conf, ltris, lbary, BL = landmarks
+        p0 = np.einsum("lq,lqd->ld", lbary, base[ltris])
+        BL = BL if params.solve_weights else BL[:, :, :0]
     moved = np.inf
     for it in range(max(params.iterations, params.max_iterations)):
         if it >= params.iterations and moved < params.extend_energy:
             break  # past the base iterations only while the face still moves
         if nr is None or np.abs(w - w_normals).max() > 0.15:  # normals: only when the shape moved a lot
-            xr = model.vertices(w)
-            nr = vertex_normals(xr, model.tris)
+            nr = vertex_normals(model.vertices(w), model.tris)
             w_normals = w.copy()
-        elif not params.solve_weights:
-            pass  # the weights, hence the vertices, do not change
-        elif every:
-            xr = model.vertices(w)
-        else:  # only the vertices the rows read
-            xr = model.update_needed(xr, w)
+        if params.solve_weights:
+            wk = w
         # the first iterations accept a wider band (the warm start may be a few mm off), then tighten
         md = params.max_dist * max(0.5, 1.5 - 0.5 * it)
         m = icp_rows(
-            xr,
+            base,
+            wk,
             nr,
             model.sample,
             R,
@@ -326,10 +311,8 @@ def fit_frame(
             return FitResult(R, t, w, 0, len(model.sample), np.nan)
         m_depth = m
         if landmarks is not None and params.lambda_lmk > 0:  # 2-D landmark rows after the depth rows
-            uv, conf, ltris, lbary, BL = landmarks
-            BL = BL if params.solve_weights else BL[:, :, :0]
             buf.reserve(m + 2 * len(conf))
-            m = landmark_rows(xr, ltris, lbary, BL, uv, conf, R, t, fx, fy, cx, cy,
+            m = landmark_rows(p0, wk, BL, uv, conf, R, t, fx, fy, cx, cy,
                               np.sqrt(params.lambda_lmk) / params.sigma_px, buf.J, buf.r, m)  # fmt: skip
         J = buf.J[:m, :n]
         H = (J.T @ J).astype(np.float64)  # float32 BLAS: residuals are normalised, precision is ample
@@ -418,12 +401,12 @@ def robust_energy(
     """
     fx, fy, cx, cy = intr
     buf = buffers or Buffers(len(model.sample))
-    xr = model.vertices(w)
-    nr = vertex_normals(xr, model.tris)
+    nr = vertex_normals(model.vertices(w), model.tris)
     m = icp_rows(
-        xr, nr, model.sample, R, t, depth, fx, fy, cx, cy, model.BT, params.max_dist,
-        float(np.cos(np.radians(params.max_normal_deg))), max(params.edge_tol, 3.0 * params.sigma),
-        0.0, 1.0 / params.sigma, params.huber, buf.J, buf.r, buf.raw,
+        model.b0, np.asarray(w, np.float64), nr, model.sample, R, t, depth, fx, fy, cx, cy, model.BT,
+        params.max_dist, float(np.cos(np.radians(params.max_normal_deg))),
+        max(params.edge_tol, 3.0 * params.sigma), 0.0, 1.0 / params.sigma, params.huber,
+        buf.J, buf.r, buf.raw,
     )  # fmt: skip
     z2 = (buf.raw[:m] / params.sigma) ** 2
     n = max(len(model.sample), 1)

@@ -81,6 +81,8 @@ def test_icp_rows_kernel_matches_reference():
     depth += rng.normal(0, 2e-3, depth.shape).astype(np.float32)
     depth[rng.random(depth.shape) < 0.02] = 0
     sample = np.arange(0, len(v), 2, dtype=np.int64)
+    w = rng.uniform(0, 0.5, K)
+    base = v.astype(np.float64) - np.einsum("vdk,k->vd", BT, w)  # the kernel puts the vertices at v
     args = (
         v.astype(np.float64),
         nr,
@@ -102,7 +104,7 @@ def test_icp_rows_kernel_matches_reference():
     )
     n2 = 2 * len(sample)
     J, r, raw = np.empty((n2, NP), np.float32), np.empty(n2, np.float32), np.empty(n2)
-    m = icp_rows(*args, J, r, raw)
+    m = icp_rows(base, w, *args[1:], J, r, raw)
     Jr, rr, rawr = _icp_rows_reference(*args)
     assert m == len(Jr) and m > 50
     np.testing.assert_allclose(J[:m], Jr, rtol=1e-4, atol=1e-3)
@@ -186,9 +188,14 @@ def test_landmark_rows_kernel_matches_reference_and_finite_differences():
     conf[:5] = 0.0  # skipped
     uv[5:8, 0] = np.nan  # skipped
     BL = np.einsum("lq,lqdk->ldk", lbary, BT[ltris])
-    args = (v.astype(np.float64), ltris, lbary, BL, uv, conf, R, t, *intr, 0.7)
+    w0 = rng.uniform(0, 0.5, K)
+    base = v.astype(np.float64) - np.einsum("vdk,k->vd", BT, w0)  # the landmarks land on v's
+
+    def points(vertices):
+        return np.einsum("lq,lqd->ld", lbary, vertices[ltris])
+
     J, r = np.full((2 * L + 3, NP), np.nan), np.full(2 * L + 3, np.nan)
-    m = landmark_rows(*args, J, r, 3)  # after 3 rows already there
+    m = landmark_rows(points(base), w0, BL, uv, conf, R, t, *intr, 0.7, J, r, 3)  # after 3 rows already there
     Jr, rr = _landmark_rows_reference(v.astype(np.float64), ltris, lbary, BT, uv, conf, R, t, *intr, 0.7)
     assert m - 3 == len(Jr) == 2 * (L - 8) and np.isnan(r[:3]).all()
     np.testing.assert_allclose(J[3:m], Jr, rtol=1e-9, atol=1e-9)
@@ -197,12 +204,12 @@ def test_landmark_rows_kernel_matches_reference_and_finite_differences():
 
     # the rows are the derivative of the residual: central differences in rotation, translation, weights
     def resid(p):
-        w = p[6:]
-        xr = v + np.einsum("vdk,k->vd", BT, w)
+        xr = v + np.einsum("vdk,k->vd", BT, p[6:])
         Rp = rodrigues(p[:3]) @ R
         out = np.empty((2 * L, NP))
         rp = np.empty(2 * L)
-        n = landmark_rows(xr, ltris, lbary, BL, uv, conf, Rp, t + p[3:6], *intr, 0.7, out, rp, 0)
+        posed = (points(xr), np.zeros(0), BL[:, :, :0])  # the weights moved the vertices already
+        n = landmark_rows(*posed, uv, conf, Rp, t + p[3:6], *intr, 0.7, out, rp, 0)
         return rp[:n]
 
     p0 = np.zeros(NP)
