@@ -286,9 +286,10 @@ def information(rig, n: int, every: int = 15) -> dict:
     from facecap._kernels import icp_rows, vertex_normals  # the fit's own rows, at the truth
     from facecap.fit import NP, Buffers, MaskModel
     from facecap.synth import DepthNoise, get_camera
+    from facecap.tracker import max_points
 
     cam = get_camera("d415")
-    model = MaskModel.from_rig(rig, max_points=TrackerConfig().max_points)
+    model = MaskModel.from_rig(rig, max_points=max_points(TrackerConfig(), rig))
     buf = Buffers(len(model.sample))
     sds = []
     for ti, (_, W) in enumerate(takes(n)):

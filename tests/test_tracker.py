@@ -350,3 +350,18 @@ def test_acquisition_finds_unseen_faces_where_they_are():
     rot, trans = np.array(rot), np.array(trans)
     assert (rot < 3.0).sum() >= 19 and np.median(rot) < 1.5, np.round(rot, 2)
     assert (trans < 0.008).sum() >= 19 and np.median(trans) < 0.004, np.round(trans * 1000, 1)
+
+
+def test_row_budget_default_is_every_vertex_for_a_calibrated_actor(rig):
+    """TrackerConfig.max_points None: a generic rig samples its mask, an actor (meta "calibration")
+    uses every mask vertex; an explicit budget wins either way."""
+    from dataclasses import replace
+
+    from facecap.tracker import MAX_POINTS_GENERIC
+
+    actor = replace(rig, meta={**rig.meta, "calibration": {"date": "2026-12-07"}})
+    n_mask = int(rig.masks["track"].sum())
+    generic = Tracker(rig=rig).model.sample
+    assert 0.5 * MAX_POINTS_GENERIC < len(generic) <= MAX_POINTS_GENERIC < n_mask
+    assert len(Tracker(rig=actor).model.sample) > 0.95 * n_mask  # all but the rows at mesh borders
+    assert len(Tracker(rig=actor, config=TrackerConfig(max_points=1000)).model.sample) <= 1000

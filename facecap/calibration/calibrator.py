@@ -263,8 +263,10 @@ class Calibrator:
 
     def _model(self, rig: Rig):
         from ..fit import MaskModel
+        from ..tracker import max_points
 
-        return MaskModel.from_rig(rig, max_points=self._config.max_points)
+        # the base rig's row budget while solving (the rigs fitted on the way are not actors yet)
+        return MaskModel.from_rig(rig, max_points=max_points(self._config, self.rig))
 
     def _register(self, model, frames: list, weights: np.ndarray | None = None) -> list:
         """Rigid re-registration of each frame to a rig's ``model`` (:meth:`_model`; its neutral, or the
