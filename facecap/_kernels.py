@@ -60,6 +60,21 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return _vertex_normals(vertices, triangles)
 
 
+@nb.njit(cache=True, inline="always", nogil=True)
+def _rotated_point(base, D, i, wts, R):  # pragma: no cover - compiled
+    """``R @ (base[i] + D[i] . wts)``: point i blended by the weights (D (N, 3, K) its deltas), rotated."""
+    px, py, pz = base[i, 0], base[i, 1], base[i, 2]
+    for k in range(D.shape[2]):
+        px += D[i, 0, k] * wts[k]
+        py += D[i, 1, k] * wts[k]
+        pz += D[i, 2, k] * wts[k]
+    return (
+        R[0, 0] * px + R[0, 1] * py + R[0, 2] * pz,
+        R[1, 0] * px + R[1, 1] * py + R[1, 2] * pz,
+        R[2, 0] * px + R[2, 1] * py + R[2, 2] * pz,
+    )
+
+
 @nb.njit(cache=True, fastmath=True, nogil=True)
 def icp_rows(
     base,
@@ -104,14 +119,7 @@ def icp_rows(
     m = 0
     for s_i in range(sample.shape[0]):
         i = sample[s_i]
-        px, py, pz = base[i, 0], base[i, 1], base[i, 2]
-        for k in range(K):
-            px += BT[i, 0, k] * wts[k]
-            py += BT[i, 1, k] * wts[k]
-            pz += BT[i, 2, k] * wts[k]
-        ax = R[0, 0] * px + R[0, 1] * py + R[0, 2] * pz
-        ay = R[1, 0] * px + R[1, 1] * py + R[1, 2] * pz
-        az = R[2, 0] * px + R[2, 1] * py + R[2, 2] * pz
+        ax, ay, az = _rotated_point(base, BT, i, wts, R)
         x = ax + t[0]
         y = ay + t[1]
         z = az + t[2]
@@ -194,14 +202,7 @@ def landmark_rows(p0, wts, BL, uv, conf, R, t, fx, fy, cx, cy, scale, J, r, m0):
         c = conf[li]
         if not (c > 0.0) or not (np.isfinite(uv[li, 0]) and np.isfinite(uv[li, 1])):
             continue
-        px, py, pz = p0[li, 0], p0[li, 1], p0[li, 2]
-        for k in range(K):
-            px += BL[li, 0, k] * wts[k]
-            py += BL[li, 1, k] * wts[k]
-            pz += BL[li, 2, k] * wts[k]
-        ax = R[0, 0] * px + R[0, 1] * py + R[0, 2] * pz
-        ay = R[1, 0] * px + R[1, 1] * py + R[1, 2] * pz
-        az = R[2, 0] * px + R[2, 1] * py + R[2, 2] * pz
+        ax, ay, az = _rotated_point(p0, BL, li, wts, R)
         x = ax + t[0]
         y = ay + t[1]
         z = az + t[2]
