@@ -297,11 +297,11 @@ def information(rig, n: int, every: int = 15) -> dict:
         for i in range(0, n, every):
             f, w = frames[i], W[i].astype(np.float64)
             sigma = float(DepthNoise().sigma(float(ts[i][2]), cam.intrinsics.fx, cam.baseline))
-            xr = model.vertices(w)
+            nr = vertex_normals(model.vertices(w), model.tris)
             intr = f.depth_intrinsics
-            m = icp_rows(xr, vertex_normals(xr, model.tris), model.sample, Rs[i], ts[i], f.depth, intr.fx,
-                         intr.fy, intr.cx, intr.cy, model.BT, 0.012, np.cos(np.radians(70.0)), 0.004, 0.0,
-                         1.0 / sigma, np.inf, buf.J, buf.r, buf.raw)  # fmt: skip
+            m = icp_rows(model.b0, w, nr, model.sample, Rs[i], ts[i], f.depth, intr.fx, intr.fy, intr.cx,
+                         intr.cy, model.BT, 0.012, np.cos(np.radians(70.0)), 0.004, 0.0, 1.0 / sigma, np.inf,
+                         buf.J, buf.r, buf.raw)  # fmt: skip
             J = buf.J[:m].astype(np.float64)
             H = J.T @ J + 1e-9 * np.eye(NP)
             S = H[6:, 6:] - H[6:, :6] @ np.linalg.solve(H[:6, :6], H[:6, 6:])  # pose marginalised
