@@ -77,11 +77,15 @@ def takes(n: int, fps: float = 30.0) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def render(face, W, seed, camera, poses=False):
-    R, t = head_motion(len(W), fps=30, seed=seed, max_angle_deg=20, max_pitch_deg=10, distance_m=0.6)
+def motion(n, seed):
+    """The head poses (R (n, 3, 3), t (n, 3)) of take renders with ``seed``."""
+    return head_motion(n, fps=30, seed=seed, max_angle_deg=20, max_pitch_deg=10, distance_m=0.6)
+
+
+def render(face, W, seed, camera):
+    R, t = motion(len(W), seed)
     actor = SyntheticActor(face, camera=camera, distance=0.6, seed=seed)
-    frames = [f for f, _ in actor.frames(W, R, t, fps=30)]
-    return (frames, R, t) if poses else (frames, R)
+    return [f for f, _ in actor.frames(W, R, t, fps=30)], R
 
 
 PERFORMERS = ("alexdjulin", "JMTechArt")  # the takes' file names carry their performer's name
@@ -98,19 +102,18 @@ def take_weights() -> dict[str, np.ndarray]:
     return full
 
 
-def loo_priors() -> dict[str, object]:
-    """{take: expression prior fitted on the other takes' tracked frames} (leave one take out)."""
+def loo_priors(full: dict[str, np.ndarray]) -> dict[str, object]:
+    """{take: expression prior fitted on the other takes' tracked frames} (leave one take out);
+    ``full`` as :func:`take_weights` returns."""
     from facecap.prior import fit_prior
 
-    full = take_weights()
     return {k: fit_prior([w for j, w in full.items() if j != k]) for k in full}
 
 
-def other_performer_priors() -> dict[str, object]:
+def other_performer_priors(full: dict[str, np.ndarray]) -> dict[str, object]:
     """{take: expression prior fitted on the takes of the other performers only}."""
     from facecap.prior import fit_prior
 
-    full = take_weights()
     who = {k: next(n for n in PERFORMERS if n in k) for k in full}
     return {k: fit_prior([w for j, w in full.items() if who[j] != who[k]]) for k in full}
 
@@ -275,8 +278,8 @@ def held_expressions(rig, seeds: int = 2) -> dict:
             "gain_by_expression": {
                 n: round(float(np.mean([x[2] for x in r if x[0] == n])), 2)
                 for n in names
-                if r and any(x[0] == n and x[2] for x in r)
-            },  # fmt: skip
+                if any(x[0] == n and x[2] is not None for x in r)
+            },
         }
     return {"expressions": len(names), "seeds": seeds} | out
 
@@ -293,9 +296,10 @@ def information(rig, n: int, every: int = 15) -> dict:
     buf = Buffers(len(model.sample))
     sds = []
     for ti, (_, W) in enumerate(takes(n)):
-        frames, Rs, ts = render(rig, W, ti, "d415", poses=True)
+        Rs, ts = motion(n, ti)
+        actor = SyntheticActor(rig, camera="d415", distance=0.6, seed=ti)  # the frames run_face scored
         for i in range(0, n, every):
-            f, w = frames[i], W[i].astype(np.float64)
+            f, w = actor.render(W[i], Rs[i], ts[i], index=i), W[i].astype(np.float64)
             sigma = float(DepthNoise().sigma(float(ts[i][2]), cam.intrinsics.fx, cam.baseline))
             nr = vertex_normals(model.vertices(w), model.tris)
             intr = f.depth_intrinsics
@@ -331,7 +335,8 @@ def main(argv=None) -> int:
     n, k_id = (30, 1) if args.quick else (args.frames, args.identities)
     builtin = load_rig(args.rig)
     global PRIORS, LOPO
-    PRIORS, LOPO = loo_priors(), other_performer_priors()
+    full = take_weights()
+    PRIORS, LOPO = loo_priors(full), other_performer_priors(full)
     rigs = {"builtin": builtin, "builtin+prior": builtin}
     if args.rig_b:
         rigs["rig_b"] = load_rig(args.rig_b)
