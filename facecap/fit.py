@@ -278,7 +278,7 @@ def fit_frame(
         if it >= params.iterations and moved < params.extend_energy:
             break  # past the base iterations only while the face still moves
         if nr is None or np.abs(w - w_normals).max() > 0.15:  # normals: only when the shape moved a lot
-            nr = vertex_normals(model.vertices(w), model.tris)
+            nr = vertex_normals(model.vertices(w) if params.solve_weights else base, model.tris)
             w_normals = w.copy()
         if params.solve_weights:
             wk = w

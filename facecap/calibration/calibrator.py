@@ -14,7 +14,9 @@ jaw, smile or brows travel becomes what 1.0 means.
 from __future__ import annotations
 
 import datetime
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 from scipy import sparse
@@ -32,6 +34,21 @@ STILL_M = 0.001
 """An expression step's head pose is registered on the vertices its target weights move less than this."""
 EXPRESSION_RIDGE = 0.05
 """Ridge weight of the expression refinement: a shape seen once at weight 1 moves 1 / 1.05 of the way."""
+WORKERS = 2
+"""Threads of the solve (registration, fusion, expression scans; the kernels release the GIL). Fixed, not
+the machine's core count: the work is split the same way everywhere, so every sum adds in the same order."""
+
+
+def _map(fn, items: list) -> list:
+    """``[fn(x) for x in items]`` on :data:`WORKERS` threads, results in order."""
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return list(pool.map(fn, items))
+
+
+def _halves(items: list) -> list[list]:
+    """``items`` split into :data:`WORKERS` contiguous parts (fixed, whatever the machine)."""
+    cut = np.linspace(0, len(items), WORKERS + 1).astype(int)
+    return [items[a:b] for a, b in zip(cut[:-1], cut[1:], strict=True)]
 
 
 @dataclass
@@ -195,27 +212,35 @@ class Calibrator:
             frames += [fs[i] for i in np.unique(np.linspace(0, len(fs) - 1, frames_per_step).astype(int))]
         current = rig
         res = None
+        followers = _followers(rig, idx)
+        generic = None
         for _ in range(max(1, rounds)):
-            poses = frames if current is rig else self._register(self._model(current), frames)
+            if current is not rig:  # the rounds change the neutral only: the generic model, moved to it
+                generic = self._model(rig) if generic is None else generic
+                fitted = replace(generic, b0=current.neutral[generic.index].astype(np.float64))
+            poses = frames if current is rig else self._register(fitted, frames)
             cloud, normals, rim, seen_ids = _fuse(poses, self.intrinsics, current, idx, tris)
             # the scan's rim outside the tracked face (cheeks' and forehead's edge, neck) holds no
             # correspondence: what lies beyond it stays template-like (the eye and mouth rims are kept)
             track = rig.masks["track"][idx][seen_ids]
-            # the first round walks the stiffness schedule (a stiffer first step, 30, measured no better);
-            # later ones refine once at the last stiffness, preconditioned by its factorisation
+            # the first round walks the stiffness schedule (a stiffer first step, 30, measured no better;
+            # alpha 1 alone fitted the neutral as well, but its transforms carried the deltas worse: actor
+            # MAE 0.0558 against 0.0525 on performer 1); later rounds refine once at the last stiffness,
+            # preconditioned by the first round's factorisation
             first = res is None
             res = nricp(rig.neutral[idx], tris, cloud, normals, stiffness=(5.0, 1.0) if first else (1.0,),
                         inner=2 if first else 1, init=res, target_boundary=rim & ~track)  # fmt: skip
-            current = _personalised(rig, idx, res, deltas=False)  # the next round needs the neutral only
-        current = _personalised(rig, idx, res)
+            current = _personalised(rig, idx, res, False, followers)  # the next round needs the neutral only
+        current = _personalised(rig, idx, res, True, followers)
         self.fused = (cloud, normals, idx, tris)  # the last fused neutral and the fitted template part
         assert res is not None
         missing = set(self.missing())
         expr = [s for s in self.protocol if not s.neutral and s.name not in missing]
         residuals = {}
         if refine is not None and expr:
-            scans, model = [], self._model(current)
-            for step in expr:
+            model = self._model(current)
+
+            def scan(step):  # one expression step's fused scan (on one of the solve's threads)
                 fs = self.steps[step.name].frames
                 # half as many frames as a neutral step: an expression scan is fused once, not in rounds
                 pick = [
@@ -223,19 +248,21 @@ class Calibrator:
                     for i in np.unique(np.linspace(0, len(fs) - 1, max(3, frames_per_step // 2)).astype(int))
                 ]
                 w = step.weight_vector()
-                motion = np.tensordot(w, current.deltas, 1)
+                motion = np.tensordot(w[w != 0], current.deltas[w != 0], 1)
                 posed = replace(current, neutral=current.neutral + motion)
                 # the head pose from what the step does not move, so that a shape that travels further
                 # than the rig's is not explained by turning the head
                 still = np.linalg.norm(motion, axis=1)[model.index[model.sample]] < STILL_M
                 held = replace(model, sample=model.sample[still]) if still.sum() > 300 else model
-                poses = self._register(held, pick, w)
+                poses = self._register(held, pick, w, threads=False)
                 try:
-                    pts, nrm, _, ids = _fuse(poses, self.intrinsics, posed, idx, tris)
+                    pts, nrm, _, ids = _fuse(poses, self.intrinsics, posed, idx, tris, threads=False)
                 except CalibrationError:  # nothing of this step's face fused: it keeps the transferred shapes
-                    continue
+                    return None
                 off = np.einsum("ij,ij->i", pts - posed.neutral[idx][ids], nrm)
-                scans.append((step.name, w, ids, off, nrm))
+                return step.name, w, ids, off, nrm
+
+            scans = [sc for sc in _map(scan, expr) if sc is not None]
             current, residuals = _refine_expressions(current, idx, tris, scans, refine)
         seen = res.weights > 0
         meta = {
@@ -268,22 +295,27 @@ class Calibrator:
         # the base rig's row budget while solving (the rigs fitted on the way are not actors yet)
         return MaskModel.from_rig(rig, max_points=max_points(self._config, self.rig))
 
-    def _register(self, model, frames: list, weights: np.ndarray | None = None) -> list:
+    def _register(self, model, frames: list, weights: np.ndarray | None = None, threads: bool = True) -> list:
         """Rigid re-registration of each frame to a rig's ``model`` (:meth:`_model`; its neutral, or the
-        expression ``weights`` (52,) held fixed), from the frame's previous pose."""
+        expression ``weights`` (52,) held fixed), from the frame's previous pose (``threads``: the
+        frames split over :data:`WORKERS` threads)."""
         from ..fit import Buffers, FitParams, fit_frame
 
-        buf = Buffers(len(model.sample))
         intr = self.intrinsics
-        out = []
-        for depth, R, t in frames:
-            sigma = float(np.clip(self._config.depth_noise_1m * t[2] ** 2, 0.0005, 0.01))
-            p = replace(FitParams(), sigma=sigma, solve_weights=False, iterations=4, max_iterations=4)
-            k = (intr.fx, intr.fy, intr.cx, intr.cy)
-            w = np.zeros(52) if weights is None else np.asarray(weights, np.float64)
-            r = fit_frame(model, depth, k, R, t, w, p, buffers=buf)
-            out.append((depth, r.rotation, r.translation) if r.inliers > 50 else (depth, R, t))
-        return out
+        k = (intr.fx, intr.fy, intr.cx, intr.cy)
+        w = np.zeros(52) if weights is None else np.asarray(weights, np.float64)
+
+        def run(part: list) -> list:
+            buf = Buffers(len(model.sample))
+            out = []
+            for depth, R, t in part:
+                sigma = float(np.clip(self._config.depth_noise_1m * t[2] ** 2, 0.0005, 0.01))
+                p = replace(FitParams(), sigma=sigma, solve_weights=False, iterations=4, max_iterations=4)
+                r = fit_frame(model, depth, k, R, t, w, p, buffers=buf)
+                out.append((depth, r.rotation, r.translation) if r.inliers > 50 else (depth, R, t))
+            return out
+
+        return [f for part in (_map if threads else map)(run, _halves(frames)) for f in part]
 
 
 def _refine_expressions(rig: Rig, idx, tris, scans, ridge: float, smooth: int = 2):
@@ -321,14 +353,18 @@ def _refine_expressions(rig: Rig, idx, tris, scans, ridge: float, smooth: int = 
             v = np.where(m > 0, (nbr @ (v * m)) / np.maximum(nbr @ m, 1.0), 0.0)
         off[s], seen[s] = v, m
         normals[s, ids] = nrm
-    # per vertex: G c = off with G_st = m_s m_t (w_s . w_t)(n_s . n_t) + ridge delta_st; E = sum_s c_s w_s n_s
-    both = seen.T[:, :, None] * seen.T[:, None, :]
-    G = (W @ W.T)[None] * np.einsum("svi,tvi->vst", normals, normals) * both + ridge * np.eye(S)[None]
-    c = np.linalg.solve(G, (off * seen).T[:, :, None])[:, :, 0]  # (n, S)
-    E = np.einsum("vs,sk,svi->kvi", c, W, normals, optimize=True)  # (52, n, 3)
+    # per vertex: G c = off with G_st = (w_s . w_t)(n_s . n_t) + ridge delta_st (a normal is 0 where its
+    # scan did not see the vertex); E = sum_s c_s w_s n_s. Batched products, no (n, S, S) temporaries
+    nv = np.ascontiguousarray(normals.transpose(1, 0, 2))  # (n, S, 3)
+    G = nv @ nv.transpose(0, 2, 1)
+    G *= W @ W.T
+    G[:, np.arange(S), np.arange(S)] += ridge
+    F = np.linalg.solve(G, (off * seen).T[:, :, None]) * nv  # (n, S, 3): c_s n_s
+    F = F.transpose(1, 0, 2).reshape(S, 3 * n)
+    E = (W.T @ F).reshape(-1, n, 3)  # (52, n, 3)
     deltas = rig.deltas.astype(np.float64)
     deltas[:, idx] += E
-    after = off - np.einsum("svi,kvi,sk->sv", normals, E, W, optimize=True)
+    after = off - np.einsum("svi,svi->sv", normals, ((W @ W.T) @ F).reshape(S, n, 3))  # sum_k w_sk E_k . n_s
     residuals = {}
     for s, (name, _, ids, o, _) in enumerate(scans):
         residuals[name] = [round(float(np.median(np.abs(o)) * 1000), 3),
@@ -345,14 +381,15 @@ def face_part(rig: Rig) -> tuple[np.ndarray, np.ndarray]:
     return idx, remap[rig.triangles[face[rig.triangles].all(1)]]
 
 
-def _fuse(frames, intr, rig: Rig, idx: np.ndarray, tris: np.ndarray, band: float = 0.01, min_count: int = 20):
+def _fuse(frames, intr, rig: Rig, idx, tris, band: float = 0.01, min_count: int = 20, threads: bool = True):
     """Fuse the depth of every frame into one surface: robust averaging along the face's normals.
 
     Each face vertex of ``rig`` that faces the camera is projected into every frame (through the frame's
     pose); the depth pixels of the 3x3 window there are measured along the vertex normal (point to plane,
     in rig coordinates), and the trimmed mean of all those offsets over every frame and view moves the
     vertex onto the fused surface. The depth noise averages out along the normal, where it lies.
-    Vertices with fewer than ``min_count`` samples (unseen) give no point.
+    Vertices with fewer than ``min_count`` samples (unseen) give no point. The frames are summed in
+    :data:`WORKERS` fixed parts (on as many threads with ``threads``), the same arithmetic either way.
 
     Returns
     -------
@@ -367,10 +404,17 @@ def _fuse(frames, intr, rig: Rig, idx: np.ndarray, tris: np.ndarray, band: float
     frames = [(np.ascontiguousarray(d, np.float32), np.ascontiguousarray(R, np.float64),
                np.ascontiguousarray(t, np.float64)) for d, R, t in frames]  # fmt: skip
     mean = sd = np.zeros(n)
+
+    def part_sums(part: list, mean, sd, trim: bool) -> tuple:
+        sums = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
+        for depth, R, t in part:
+            fuse_depth(depth, R, t, *k, v0, nrm, band, mean, sd, trim, *sums)
+        return sums
+
     for trim in (False, True):  # all offsets within the band; then those within 2 sd of their mean
-        count, s1, s2 = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
-        for depth, R, t in frames:
-            fuse_depth(depth, R, t, *k, v0, nrm, band, mean, sd, trim, count, s1, s2)
+        sums = partial(part_sums, mean=mean, sd=sd, trim=trim)
+        parts = list((_map if threads else map)(sums, _halves(frames)))
+        count, s1, s2 = (sum(p[j] for p in parts) for j in range(3))
         mean = s1 / np.maximum(count, 1)
         sd = np.sqrt(np.maximum(s2 / np.maximum(count, 1) - mean**2, 0.0))
     seen = np.flatnonzero(count >= min_count)
@@ -384,18 +428,27 @@ def _fuse(frames, intr, rig: Rig, idx: np.ndarray, tris: np.ndarray, band: float
     return v0[seen] + nrm[seen] * mean[seen, None], nrm[seen], rim[seen], seen
 
 
-def _personalised(rig: Rig, idx: np.ndarray, res, deltas: bool = True) -> Rig:
+def _followers(rig: Rig, idx: np.ndarray) -> tuple:
+    """The vertices outside the face part ``idx`` (R,), their 8 nearest face vertices (R, 8) (indices into
+    ``idx``) and inverse-square-distance weights (R, 8) summing to 1: how they follow the fitted face."""
+    rest = np.setdiff1d(np.arange(rig.n_vertices), idx)
+    if not len(rest):
+        return rest, np.zeros((0, 8), np.int64), np.zeros((0, 8))
+    d, nn = cKDTree(rig.neutral[idx]).query(rig.neutral[rest], k=8, workers=-1)
+    wt = 1.0 / np.maximum(d, 1e-4) ** 2
+    return rest, nn, wt / wt.sum(1, keepdims=True)
+
+
+def _personalised(rig: Rig, idx: np.ndarray, res, deltas: bool = True, followers: tuple | None = None) -> Rig:
     """The rig with its face moved to the fit (the rest follows the nearest face vertices) and each delta
-    carried through its vertex's fitted linear transform (``deltas=False``: the generic deltas kept)."""
+    carried through its vertex's fitted linear transform (``deltas=False``: the generic deltas kept).
+    ``followers``: :func:`_followers` of ``rig`` and ``idx`` when already known."""
+    rest, nn, wt = _followers(rig, idx) if followers is None else followers
     disp = np.zeros_like(rig.neutral, dtype=np.float64)
     disp[idx] = res.vertices - rig.neutral[idx]
     A = np.repeat(np.eye(3)[None], rig.n_vertices, 0)
     A[idx] = res.transforms[:, :3, :]
-    rest = np.setdiff1d(np.arange(rig.n_vertices), idx)
     if len(rest):
-        d, nn = cKDTree(rig.neutral[idx]).query(rig.neutral[rest], k=8, workers=-1)
-        wt = 1.0 / np.maximum(d, 1e-4) ** 2
-        wt /= wt.sum(1, keepdims=True)
         disp[rest] = np.einsum("rk,rkj->rj", wt, disp[idx][nn])
         A[rest] = np.einsum("rk,rkij->rij", wt, A[idx][nn])
     neutral = (rig.neutral + disp).astype(np.float32)
