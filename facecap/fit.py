@@ -210,6 +210,9 @@ class Buffers:
         self.J = np.empty((2 * n, NP), np.float32)
         self.r = np.empty(2 * n, np.float32)
         self.raw = np.empty(2 * n)
+        # (model, weights, vertex normals) of the last fit with these buffers: the next fit of the same
+        # model starts from them while its weights are within 0.15 of those (the tracker's next frame)
+        self.normals: tuple | None = None
 
     def reserve(self, rows: int) -> None:
         """Room for at least ``rows`` rows in J and r (kept; the rows already written are kept too)."""
@@ -263,6 +266,8 @@ def fit_frame(
     rms = np.nan
     inv_s = 1.0 / params.sigma
     nr = w_normals = None
+    if buf.normals is not None and buf.normals[0] is model:
+        _, w_normals, nr = buf.normals
     # the kernels compute the vertices and landmarks as base + deltas . weights; a rigid fit (weights
     # held) takes them posed once, builds and solves the 6 pose columns only
     if params.solve_weights:
@@ -280,6 +285,7 @@ def fit_frame(
         if nr is None or np.abs(w - w_normals).max() > 0.15:  # normals: only when the shape moved a lot
             nr = vertex_normals(model.vertices(w) if params.solve_weights else base, model.tris)
             w_normals = w.copy()
+            buf.normals = (model, w_normals, nr)
         if params.solve_weights:
             wk = w
         # the first iterations accept a wider band (the warm start may be a few mm off), then tighten
