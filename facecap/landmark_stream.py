@@ -23,6 +23,7 @@ An error of the source itself is raised to the caller after the frames read befo
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -107,6 +108,10 @@ class LandmarkStream:
         frame is already waiting (the loop is behind).
     ahead : int
         Without ``max_age_s``: frames the reader may read ahead of the caller (>= 1).
+    pin : bool
+        Confine detection (this stream's detector thread and the landmarker's own threads, through its
+        ``pin`` method if it has one: :meth:`facecap.landmarks.FaceLandmarker.pin`) to every CPU the
+        process may use but the first, which is left to the fit. Linux only; a no-op on one CPU.
 
     Iterate to get :class:`Item` in source order. Use as a context manager or call :meth:`close`; closing
     early (Ctrl-C, a break) stops both threads. ``notes`` lists the detector's errors (each kind once;
@@ -114,13 +119,14 @@ class LandmarkStream:
     """
 
     def __init__(self, source: Iterable, landmarker, *, max_age_s: float | None = None,
-                 wait_s: float = 0.015, ahead: int = 1) -> None:  # fmt: skip
+                 wait_s: float = 0.015, ahead: int = 1, pin: bool = True) -> None:  # fmt: skip
         if max_age_s is not None and not max_age_s >= 0:
             raise ValueError(f"max_age_s must be >= 0 or None, got {max_age_s}")
         if int(ahead) < 1:
             raise ValueError(f"ahead must be >= 1, got {ahead}")
         self.max_age_s = max_age_s
         self.wait_s = float(wait_s)
+        self.pin = bool(pin)
         self.notes: list[str] = []
         self.errors = 0  # frames the detector raised on
         self._errors_seen: set[str] = set()
@@ -201,6 +207,9 @@ class LandmarkStream:
             return item
 
     def _detect(self) -> None:
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if self.pin and len(cpus) > 1 and hasattr(self._lm, "pin"):
+            self._lm.pin(set(cpus[1:]))  # detection on all CPUs but the first, the fit's
         while not self._stop.is_set():
             item = self._next_todo()
             if item is None or isinstance(item, _End):

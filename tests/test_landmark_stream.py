@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -185,4 +186,32 @@ def test_real_model_on_the_worker_thread_matches_inline_detection():
         threaded = [it.landmarks for it in stream]
     assert all(a is not None for a in inline)
     for a, b in zip(inline, threaded, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="thread affinity is Linux-only")
+def test_stream_confines_detection_to_all_cpus_but_the_first_and_leaves_the_caller_alone():
+    """The detector thread and MediaPipe's own threads run on every allowed CPU but the first (the fit's);
+    the caller's thread keeps its CPUs; the landmarks are those of an unconfined stream."""
+    from facecap.formats import load_rig
+    from facecap.landmarks import FaceLandmarker
+    from facecap.synth import SyntheticActor
+
+    model = shared_path("mediapipe_face_landmarker", "face_landmarker.task")
+    actor = SyntheticActor(load_rig(), "d415", distance=0.6, seed=4)
+    frames = [actor.render(np.zeros(52), index=i) for i in range(4)]
+    before = os.sched_getaffinity(0)
+    allowed = sorted(before)
+    got = {}
+    for pin in (False, True):
+        with FaceLandmarker(model, blendshapes=False) as lm:
+            assert lm._threads, "MediaPipe started no threads of its own"
+            with LandmarkStream(frames, lm, pin=pin) as stream:
+                got[pin] = [it.landmarks for it in stream]
+            assert os.sched_getaffinity(0) == before
+            alive = [t for t in lm._threads if os.path.exists(f"/proc/self/task/{t}")]
+            want = set(allowed[1:]) if pin and len(allowed) > 1 else before
+            assert alive and all(os.sched_getaffinity(t) == want for t in alive)
+    assert all(a is not None for a in got[True])
+    for a, b in zip(got[False], got[True], strict=True):
         np.testing.assert_allclose(a, b, atol=1e-3)
