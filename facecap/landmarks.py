@@ -147,7 +147,7 @@ class FaceLandmarker:
         MediaPipe hands each frame between several threads of its graph; on a small virtual machine those
         hand-offs across cores cost about a tenth of its throughput (2 vCPUs, 300 frames 640x480: alone
         87-107 fps free, 98-112 fps confined to one core). :class:`facecap.landmark_stream.LandmarkStream`
-        confines detection to all CPUs but the first, which the fit then has to itself.
+        confines detection to all CPUs but the first, so that one is left to the fit.
 
         Returns
         -------
