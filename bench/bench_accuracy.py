@@ -153,9 +153,18 @@ def colour_only(f: Frame) -> Frame:
                  index=f.index)  # fmt: skip
 
 
-def track_rgb(rig, frames, uv, camera):
-    """Colour-only tracking of ``frames`` from MediaPipe's landmarks ``uv``: the states."""
-    tr = Tracker(rig=rig, config=TrackerConfig.for_camera(camera))
+def other_performer_prior(take: str):
+    """The expression prior fitted on the takes of the performers other than ``take``'s (``LOPO``, filled
+    on first use): the colour-only rows' prior, which must not have seen the take it is scored on."""
+    if not LOPO:
+        LOPO.update(other_performer_priors(take_weights()))
+    return LOPO[take]
+
+
+def track_rgb(rig, frames, uv, camera, rgb_prior="builtin"):
+    """Colour-only tracking of ``frames`` from MediaPipe's landmarks ``uv``: the states. ``rgb_prior``:
+    ``TrackerConfig.rgb_prior`` (on the real takes, pass :func:`other_performer_prior`)."""
+    tr = Tracker(rig=rig, config=TrackerConfig.for_camera(camera, rgb_prior=rgb_prior))
     return [tr.track(colour_only(f), landmarks=u) for f, u in zip(frames, uv, strict=True)]
 
 
@@ -222,7 +231,7 @@ def run_face(name, face, rigs, camera, n, seed, with_mp, rgb: bool = False):
             est["mediapipe"].append(m)
             ok["mediapipe"].append(np.isfinite(m).all(1))
             for k, rig in rigs.items() if rgb else ():
-                states = track_rgb(rig, frames, uv, camera)
+                states = track_rgb(rig, frames, uv, camera, other_performer_prior(take))
                 est[f"{k}_rgb"].append(np.array([s.weights for s in states]))
                 ok[f"{k}_rgb"].append(np.array([s.tracked for s in states]))
         print(f"  [{name} {camera} {take} done]", file=sys.stderr, flush=True)

@@ -5,8 +5,11 @@
 1. Synthetic, with ground truth: the ICT head and an unseen identity (``synth.random_identity``) rendered by
    the synthetic actor (640x480 colour, head motion +-20 deg yaw / +-10 deg pitch at 0.6 m), driven by the 7
    real Live Link takes. The depth image is dropped: ``Frame(depth=None)``. Rows: facecap colour-only
-   (built-in rig), facecap with depth on the same frames, MediaPipe's own blendshapes. Weight MAE without
-   eyeLook*/tongueOut, head rotation error, distance error (the rig's metric size sets the scale).
+   (built-in rig; its expression prior fitted on the other performer's takes, never the scored take's),
+   the same without the prior (``rgb_only_no_prior``), facecap with depth on the same frames, MediaPipe's
+   own blendshapes. Weight MAE without eyeLook*/tongueOut, head rotation error, distance error (the rig's
+   metric size sets the scale). The real videos below use the built-in prior (fitted on all 7 takes:
+   other people).
 2. Real videos (``../shared/data/face_videos``, LivePortrait driving clips): the fraction of frames with a
    face, facecap's jawOpen against MediaPipe's (Pearson r), and the jitter of the weights: the median over
    frames of the mean absolute frame-to-frame change of the 50 scored weights, beside MediaPipe's own.
@@ -28,7 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_accuracy import SCORED, SHARED, colour_only, mediapipe, render, summarise, takes  # noqa: E402
+from bench_accuracy import (  # noqa: E402
+    SCORED,
+    SHARED,
+    colour_only,
+    mediapipe,
+    other_performer_prior,
+    render,
+    summarise,
+    takes,
+)
 
 from facecap import Tracker, TrackerConfig, arkit, pose  # noqa: E402
 from facecap.formats import load_rig  # noqa: E402
@@ -40,17 +52,19 @@ MODEL = SHARED / "mediapipe_face_landmarker" / "face_landmarker.task"
 
 
 def synthetic(rig, face, n: int, seed: int) -> dict:
-    est = {"rgb_only": [], "depth": [], "mediapipe": []}
+    est = {"rgb_only": [], "rgb_only_no_prior": [], "depth": [], "mediapipe": []}
     ok = {k: [] for k in est}
     rot, dz, truth = [], [], []
-    for ti, (_, W) in enumerate(takes(n)):
+    for ti, (take, W) in enumerate(takes(n)):
         frames, R = render(face, W, seed + ti, "d415")
         truth.append(W)
         bs, uv = mediapipe(frames, landmarks=True)
-        for k in ("rgb_only", "depth"):
-            tr = Tracker(rig=rig, config=TrackerConfig.for_camera("d415"))
+        for k in ("rgb_only", "rgb_only_no_prior", "depth"):
+            # colour only: the expression prior fitted on the other performer's takes, never this take's
+            prior = other_performer_prior(take) if k == "rgb_only" else None
+            tr = Tracker(rig=rig, config=TrackerConfig.for_camera("d415", rgb_prior=prior))
             for f, u, r in zip(frames, uv, R, strict=True):
-                s = tr.track(colour_only(f) if k == "rgb_only" else f, landmarks=u)
+                s = tr.track(f if k == "depth" else colour_only(f), landmarks=u)
                 est[k].append(s.weights)
                 ok[k].append(s.tracked)
                 if k == "rgb_only" and s.tracked:

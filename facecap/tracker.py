@@ -17,6 +17,7 @@ from scipy import ndimage
 
 from . import arkit, pose
 from .fit import (
+    LAMBDA_PRIOR_RGB,
     LAMBDA_S_ACTOR,
     LAMBDA_S_GENERIC,
     LAMBDA_S_RGB,
@@ -84,6 +85,10 @@ class TrackerConfig:
         ``fit.lambda_s=0.25``). Off by default: on the ICT head driven by held-out real takes it halves
         the weight error (0.076 -> 0.035), but it pulls rare, asymmetric expressions toward the usual
         ones (blinks read at gain 0.4, a one-sided smile nearly vanishes), which needs a better prior.
+    rgb_prior : "builtin" (default), an ``facecap.prior.ExpressionPrior`` or None
+        The expression prior of colour-only frames (``Frame(depth=None)``), weighted by
+        ``facecap.fit.LAMBDA_PRIOR_RGB``, where 2-D landmarks alone leave the most to a prior (see there
+        for what it gains). ``prior``, when set, serves colour-only frames too. None: the L1 alone.
     """
 
     fit: FitParams = field(default_factory=FitParams)
@@ -95,6 +100,7 @@ class TrackerConfig:
     max_points: int | None = None
     depth_noise_1m: float = 0.0083
     prior: object = None
+    rgb_prior: object = "builtin"
     landmark_weights: np.ndarray | None = None
 
     @classmethod
@@ -212,6 +218,10 @@ class Tracker:
         self.config = config or TrackerConfig()
         self.model = MaskModel.from_rig(self.rig, max_points=max_points(self.config, self.rig))
         self._prior = self._prior_terms(self.config.prior)
+        rgb = self.config.rgb_prior if self.config.prior is None else None
+        self._rgb_prior = (
+            self._prior if rgb is None else self._prior_terms(rgb) | {"lambda_prior": LAMBDA_PRIOR_RGB}
+        )
         self._buf = Buffers(len(self.model.sample))
         self._face_centre_rig = face_centre(self.rig)
         self._lmk = self._landmark_tables()
@@ -385,7 +395,7 @@ class Tracker:
         if self.config.fit.lambda_s is None:  # the frame and the rig (fitted to this performer?) decide
             actor = is_actor(self.rig)
             extra["lambda_s"] = LAMBDA_S_RGB if rgb else LAMBDA_S_ACTOR if actor else LAMBDA_S_GENERIC
-        return replace(self.config.fit, sigma=sigma, **self._prior, **extra)
+        return replace(self.config.fit, sigma=sigma, **(self._rgb_prior if rgb else self._prior), **extra)
 
     def _track_rgb(self, intr, lmk):
         """Pose and weights from the landmarks alone (a colour-only frame), or None (no face or a bad

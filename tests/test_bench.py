@@ -102,8 +102,11 @@ def test_landmark_pipeline_benchmark_runs():
     acq = res["acquisition"]
     assert acq["detected"] > 0.9 and acq["landmarks"]["acquire_ms_median"] > 0
     fps = res["fps_median"]
-    assert set(fps) == {"mediapipe_alone", "depth_only", "inline", "pipelined", "pipelined_db3", "live_90fps"}
+    assert set(fps) == {"mediapipe_alone", "mediapipe_alone_confined", "depth_only", "inline", "pipelined",
+                        "pipelined_db3", "live_90fps"}  # fmt: skip
     assert all(v > 0 for v in fps.values())
+    best = max(fps["mediapipe_alone"], fps["mediapipe_alone_confined"])
+    assert res["pipelined_over_mediapipe_alone"] == pytest.approx(fps["pipelined"] / best, abs=2e-3)
     assert res["latency_ms"]["live_90fps"]["p95"] >= res["latency_ms"]["live_90fps"]["median"] > 0
 
 
@@ -116,4 +119,5 @@ def test_gaze_benchmark_runs():
 def test_rgb_benchmark_runs():
     res = _bench("bench_rgb.py", "--frames", "20", "--video-frames", "40", "--no-identity")
     assert res["synthetic"]["ict"]["rgb_only"]["tracked_fraction"] > 0.9
+    assert res["synthetic"]["ict"]["rgb_only_no_prior"]["tracked_fraction"] > 0.9
     assert res["videos_summary"]["face_fraction_min"] >= 0.95

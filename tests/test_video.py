@@ -121,6 +121,51 @@ def test_colour_only_tracking_of_the_synthetic_actor(model):
     assert not Tracker(rig=rig).track(f).tracked
 
 
+def test_colour_only_frames_take_the_expression_prior_and_depth_frames_do_not():
+    from facecap.fit import LAMBDA_PRIOR_RGB
+    from facecap.prior import load_prior
+    from facecap.tracker import Tracker, TrackerConfig
+
+    rig = load_rig()
+    tr = Tracker(rig=rig)
+    rgb, depth = tr._params(0.6, rgb=True), tr._params(0.6)
+    np.testing.assert_array_equal(rgb.prior_mean, load_prior().mean)
+    assert rgb.lambda_prior == LAMBDA_PRIOR_RGB and depth.prior_precision is None
+    off = Tracker(rig=rig, config=TrackerConfig(rgb_prior=None))
+    assert off._params(0.6, rgb=True).prior_precision is None
+    own = load_prior()  # a prior set for every frame serves colour-only frames too, at its own weight
+    both = Tracker(rig=rig, config=TrackerConfig(prior=own))
+    assert both._params(0.6, rgb=True).prior_precision is both._params(0.6).prior_precision
+    with pytest.raises(TypeError, match="prior must be"):
+        Tracker(rig=rig, config=TrackerConfig(rgb_prior="mine"))
+
+
+def test_the_colour_only_prior_reads_a_real_open_mouth_as_the_jaw(model):
+    """A real talking face (LivePortrait d12, 150 frames): without the prior, colour-only fitting reads
+    the mouth opening mostly as a dropped lower lip; with it, jawOpen follows MediaPipe's own jawOpen."""
+    from facecap import arkit
+    from facecap.landmarks import FaceLandmarker
+    from facecap.tracker import Tracker, TrackerConfig
+
+    src = VideoSource(shared_path("face_videos", "liveportrait_driving_d12.mp4"), max_frames=150)
+    j = arkit.INDEX["jawOpen"]
+    frames, uv, theirs = [], [], []
+    with FaceLandmarker(model) as lm:
+        for f in src:
+            d = lm.detect(f.color, f.timestamp)
+            if d is not None:
+                frames.append(f)
+                uv.append(d.landmarks)
+                theirs.append(d.blendshapes[j])
+    assert len(frames) >= 140
+    r = {}
+    for prior in ("builtin", None):
+        tr = Tracker(rig=load_rig(), config=TrackerConfig(rgb_prior=prior))
+        ours = [tr.track(f, landmarks=u).weights[j] for f, u in zip(frames, uv, strict=True)]
+        r[prior] = float(np.corrcoef(ours, theirs)[0, 1])
+    assert r["builtin"] > 0.7 and r["builtin"] > r[None] + 0.1, r
+
+
 def test_track_command_on_a_real_video(tmp_path, clip, model, capsys):
     from facecap.cli import main
 
