@@ -88,7 +88,9 @@ class TrackerConfig:
     rgb_prior : "builtin" (default), an ``facecap.prior.ExpressionPrior`` or None
         The expression prior of colour-only frames (``Frame(depth=None)``), weighted by
         ``facecap.fit.LAMBDA_PRIOR_RGB``, where 2-D landmarks alone leave the most to a prior (see there
-        for what it gains). ``prior``, when set, serves colour-only frames too. None: the L1 alone.
+        for what it gains). It too pulls rare expressions toward the usual ones: 28 procedural expressions
+        held still read at a median gain of 0.16 with it, 0.37 without (weight MAE 0.061 / 0.065). ``prior``,
+        when set, serves colour-only frames too. None: the L1 alone.
     """
 
     fit: FitParams = field(default_factory=FitParams)
