@@ -523,10 +523,14 @@ def test_sigkill_during_raw_recording_keeps_every_closed_segment(tmp_path):
 
     r = repair_take(p, tmp_path / "fixed")
     assert [x["segment"] for x in r["raw"]] == [q.name for q in segments]
-    assert all(x["messages"] > 0 for x in r["raw"][:-1])
-    fixed = [f for x in r["raw"] if x["messages"]
+    assert all(x["messages"] > 0 and x["playable"] for x in r["raw"][:-1])
+    # the segment open at the kill may hold rows before its streams' description: kept, not playable
+    fixed = [f for x in r["raw"] if x["playable"]
              for f in read_recording(tmp_path / "fixed" / x["segment"], align=False)]  # fmt: skip
     assert len(fixed) >= 6 * len(closed)
+    assert load_take(tmp_path / "fixed").meta["raw_rgbd_segments"] == [
+        x["segment"] for x in r["raw"] if x["playable"]
+    ]
 
 
 def test_raw_rgbd_writer_failures_do_not_lose_tracked_frames(tmp_path, monkeypatch):

@@ -127,7 +127,10 @@ def cmd_take_repair(args: argparse.Namespace) -> int:
               f"untracked: {', '.join(map(str, bad[:20]))}" + (" ..." if len(bad) > 20 else ""))  # fmt: skip
     for seg in r.get("raw", []):
         how = "salvaged" if seg["salvaged"] else ("copied" if seg["messages"] else "unreadable, left out")
-        print(f"raw RGB-D   {seg['segment']}: {how} ({seg['messages']} messages)")
+        unplayable = (
+            "; no stream description, not playable" if seg["messages"] and not seg["playable"] else ""
+        )
+        print(f"raw RGB-D   {seg['segment']}: {how} ({seg['messages']} messages{unplayable})")
     return 0
 
 

@@ -104,7 +104,7 @@ def repair_take(path: str | Path, out: str | Path, *, chunk_frames: int | None =
     meta.pop("error", None)
     raw = _copy_raw(path, out)
     if raw:
-        meta["raw_rgbd_segments"] = [r["segment"] for r in raw if r["messages"]]
+        meta["raw_rgbd_segments"] = [r["segment"] for r in raw if r["playable"]]
         report["raw"] = raw
     _write_json_atomic(out / META_FILE, meta)
     return report | {"out": str(out)}
@@ -116,8 +116,21 @@ def _segment_number(p: Path) -> int:
     return 0 if p.stem == "raw" else int(tail) if tail.isdigit() else 1 << 30
 
 
+def _playable(seg: Path) -> bool:
+    """Whether librealsense finds a depth stream in the segment ``seg``. One killed just after it was
+    opened may hold rows but not yet the description of its streams: kept, but not playable."""
+    from ..realsense.container import find_stream, probe_recording
+    from ..realsense.convert import RecordingError
+
+    try:
+        return find_stream(probe_recording(seg)["streams"], "depth") is not None
+    except RecordingError:
+        return False
+
+
 def _copy_raw(path: Path, out: Path) -> list[dict]:
-    """Copy the raw RGB-D segments; one that SQLite cannot read (killed open, cut) is salvaged."""
+    """Copy the raw RGB-D segments; one that SQLite cannot read (killed open, cut) is salvaged. Each gets
+    ``segment``, ``messages`` (rows kept), ``salvaged`` and ``playable`` (:func:`_playable`)."""
     import shutil
     import sqlite3
 
@@ -139,6 +152,8 @@ def _copy_raw(path: Path, out: Path) -> list[dict]:
                 done.append({"segment": seg.name, "messages": r["messages"], "salvaged": True})
             except ValueError:
                 done.append({"segment": seg.name, "messages": 0, "salvaged": False})
+    for d in done:
+        d["playable"] = bool(d["messages"]) and _playable(out / d["segment"])
     return done
 
 
