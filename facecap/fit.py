@@ -34,9 +34,10 @@ at its depth value, 0.1, was 1.2-1.5x worse)."""
 LAMBDA_PRIOR_RGB = 1.0
 """Weight of the expression prior on a colour-only frame (``TrackerConfig.rgb_prior``): from the front, 2-D
 landmarks alone cannot tell a dropped jaw from a dropped lower lip, nor many shapes from their neighbours;
-the co-activations of real performances can (measured: weight MAE on the ICT head 0.085 -> 0.063, an
-unseen identity 0.076 -> 0.063, with a prior fitted on another performer's takes; jawOpen's correlation
-with MediaPipe's on 5 real videos 0.57-0.96 -> 0.74-0.97; weight 0.3 with L1 0.5 was worse on both)."""
+the co-activations of real performances can (``bench_rgb``: weight MAE on the ICT head 0.096 -> 0.074, an
+unseen identity 0.091 -> 0.075, with a prior fitted on the other performer's takes, MediaPipe 0.081 /
+0.089; jawOpen's correlation with MediaPipe's on 5 real videos 0.57-0.96 -> 0.79-0.97; weight 0.3 with L1
+0.5 was worse on both)."""
 
 
 @dataclass
