@@ -11,6 +11,11 @@ from pathlib import Path
 _SERIAL = itertools.count()
 
 
+def temp_name(path: Path) -> Path:
+    """A temporary name beside ``path``, unique in this process: ``.<stem>.<pid>.<n>.tmp<suffix>``."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.{next(_SERIAL)}.tmp{path.suffix}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder to write the whole file to; when the block ends without
@@ -21,7 +26,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     from it (USD).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{next(_SERIAL)}.tmp{path.suffix}")
+    tmp = temp_name(path)
     try:
         yield tmp
         os.replace(tmp, path)

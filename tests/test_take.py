@@ -887,3 +887,49 @@ def test_repair_keeps_an_old_takes_invalid_tracked_frame_as_untracked(tmp_path, 
     assert "1 tracked frames held NaN/inf" in capsys.readouterr().out
     take = load_take(tmp_path / "t-repaired")
     assert len(take) == 10 and not take.tracked[4] and np.isfinite(take.weights).all()
+
+
+def test_take_json_writes_leave_no_temporary_file_on_any_path(tmp_path, monkeypatch):
+    """take.json is written unnamed first where the system can (O_TMPFILE), else through a named temporary
+    file; either way the new content replaces the old whole, and nothing else is left in the folder, also
+    when the disk fills up mid-write."""
+    import errno
+
+    from facecap.take import recorder
+
+    p = tmp_path / "take.json"
+    fd = recorder._unnamed_file(tmp_path)
+    if fd is not None:  # the unnamed path is taken where it exists
+        os.close(fd)
+        named = []
+        real = recorder._name_unnamed
+        monkeypatch.setattr(recorder, "_name_unnamed", lambda f, q: named.append(real(f, q)) or named[-1])
+        recorder._write_json_atomic(p, {"case": "unnamed"})
+        assert named == [True]
+        monkeypatch.undo()
+
+    def no_link(*a, **k):
+        raise OSError(errno.ENOENT, "no /proc")
+
+    for case in ("default", "no O_TMPFILE", "no /proc"):
+        with monkeypatch.context() as m:
+            if case == "no O_TMPFILE":
+                m.delattr(os, "O_TMPFILE", raising=False)
+            if case == "no /proc":
+                m.setattr(os, "link", no_link)
+            recorder._write_json_atomic(p, {"case": case})
+        assert json.loads(p.read_text()) == {"case": case}
+        assert [q.name for q in tmp_path.iterdir()] == ["take.json"]
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for case in ("default", "no O_TMPFILE"):
+        with monkeypatch.context() as m:
+            m.setattr(recorder, "_os_write", full)
+            if case == "no O_TMPFILE":
+                m.delattr(os, "O_TMPFILE", raising=False)
+            with pytest.raises(OSError, match="No space"):
+                recorder._write_json_atomic(p, {"case": "lost"})
+        assert json.loads(p.read_text()) == {"case": "no /proc"}
+        assert [q.name for q in tmp_path.iterdir()] == ["take.json"]

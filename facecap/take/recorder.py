@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import atomic_path, temp_name
 from ..state import FaceState
 from ..timecode import frames_to_timecode, timecode_rate, timecode_to_frames, wallclock_timecode
 from .format import (
@@ -92,8 +92,25 @@ def check_new_take_dir(path: str | Path) -> None:
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    """Write JSON to ``path`` via a temporary file, fsync and ``os.replace``; never leaves half a file."""
+    """Write JSON to ``path`` durably (fsync) and atomically (``os.replace``); never leaves half a file.
+
+    Where the system has unnamed files (Linux ``O_TMPFILE``) the data is written and synced before the
+    file has a name, then linked under a temporary name and renamed onto ``path`` at once: a process
+    killed while writing leaves nothing beside the take (a SIGKILL during the fsync of a named temporary
+    file left ``.take.<pid>.<n>.tmp.json``). Elsewhere, a named temporary file (``_io.atomic_path``).
+    """
     data = (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode()
+    fd = _unnamed_file(path.parent)
+    if fd is not None:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+            named = _name_unnamed(fd, path)
+        finally:
+            os.close(fd)
+        if named:
+            _fsync_dir(path.parent)
+            return
     with atomic_path(path) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -102,6 +119,38 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
         finally:
             os.close(fd)
     _fsync_dir(path.parent)
+
+
+def _unnamed_file(folder: Path) -> int | None:
+    """A file descriptor of a new unnamed file in ``folder`` (``O_TMPFILE``), or None where there is none."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None:
+        return None
+    try:
+        return os.open(folder, flag | os.O_WRONLY, 0o644)
+    except OSError:  # a file system without unnamed files
+        return None
+
+
+def _name_unnamed(fd: int, path: Path) -> bool:
+    """Give the unnamed file ``fd`` the name ``path`` (linked under a temporary name, renamed onto
+    ``path``); False when it cannot be linked (no ``/proc``): the caller writes a named file instead."""
+    tmp = temp_name(path)
+    try:  # linkat(2) through /proc with AT_SYMLINK_FOLLOW: os.link forces linkat only given a src_dir_fd
+        procfd = os.open("/proc/self/fd", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        os.link(str(fd), tmp, src_dir_fd=procfd, follow_symlinks=True)
+    except (OSError, NotImplementedError):
+        return False
+    finally:
+        os.close(procfd)
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
 
 
 def _fsync_dir(path: Path) -> None:
