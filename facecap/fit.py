@@ -21,6 +21,7 @@ import numpy as np
 
 from ._kernels import box_qp, icp_rows, landmark_rows, vertex_normals
 from .arkit import NUM_SHAPES
+from .rig import mesh_edges
 
 NP = 6 + NUM_SHAPES  # rotation (3), translation (3), weights (52)
 LAMBDA_S_GENERIC = 0.5
@@ -130,10 +131,7 @@ def boundary_vertices(triangles: np.ndarray, n_vertices: int, rings: int = 0) ->
     ``rings`` edge rings."""
     from scipy import sparse
 
-    t = np.asarray(triangles, np.int64)
-    e = np.sort(np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]]), axis=1)
-    keys, counts = np.unique(e[:, 0] * n_vertices + e[:, 1], return_counts=True)  # 1-D: 10x faster
-    uniq = np.stack([keys // n_vertices, keys % n_vertices], axis=1)
+    uniq, counts = mesh_edges(triangles, n_vertices)
     out = np.zeros(n_vertices, bool)
     out[uniq[counts == 1].ravel()] = True
     if rings:

@@ -349,6 +349,17 @@ class Rig:
         }
 
 
+def mesh_edges(triangles: np.ndarray, n_vertices: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The unique edges of a triangle mesh: (E, 2) int64 vertex pairs ``(i, j)``, ``i < j``, in
+    lexicographic order, and (E,) how many triangles use each (1: a boundary edge). ``n_vertices``
+    defaults to the largest index + 1."""
+    t = np.asarray(triangles, np.int64)
+    n = int(n_vertices) if n_vertices is not None else (int(t.max()) + 1 if len(t) else 1)
+    e = np.sort(np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]]), axis=1)
+    keys, counts = np.unique(e[:, 0] * n + e[:, 1], return_counts=True)  # 1-D: 10x faster than rows
+    return np.stack([keys // n, keys % n], axis=1), counts
+
+
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals.
 
