@@ -625,3 +625,44 @@ def test_a_signal_inside_a_callback_from_c_still_stops_the_command():
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "interrupted 130", (r.stdout, r.stderr)
     assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_destructor_errors_left_by_an_interrupt_are_not_printed():
+    """An interrupt inside a constructor (as Ctrl-C during start-up can cut llvmlite's pass builder off
+    half-built) leaves an object whose destructor raises: after the signal, that error is not printed
+    as "Exception ignored ... Traceback"; the same error before any signal still is."""
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import gc, os, signal, time
+        from facecap.cli.signals import signal_policy
+
+        class HalfBuilt:
+            def __init__(self, interrupt):
+                if interrupt:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(5)
+                self.handle = 1
+            def __del__(self):
+                del self.handle  # AttributeError when __init__ never got there
+
+        class Broken:
+            def __del__(self):
+                raise AttributeError("a real destructor bug")
+
+        with signal_policy(restore=False):
+            Broken()
+            gc.collect()
+            try:
+                HalfBuilt(interrupt=True)
+            except KeyboardInterrupt:
+                print("interrupted")
+            gc.collect()
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "interrupted", (r.stdout, r.stderr)
+    assert r.stderr.count("Exception ignored") == 1 and "a real destructor bug" in r.stderr, r.stderr
+    assert "handle" not in r.stderr, r.stderr

@@ -11,7 +11,10 @@
 A signal that arrives while Python runs a callback from C code (Numba's compiler writing its cache,
 ctypes) raises the KeyboardInterrupt where it cannot propagate: Python would print it as "Exception
 ignored" and go on as if nothing happened. The policy's ``sys.unraisablehook`` takes such an interrupt
-instead and delivers the signal again once the callback has returned.
+instead and delivers the signal again once the callback has returned. Once a signal has stopped the
+command, errors that destructors raise (objects the interrupt left half-built, such as an llvmlite pass
+builder cut off inside its constructor) are dropped: they are the interrupt's wreckage, not news, and
+"interrupted" is the one line the user sees. Before any signal they are printed as usual.
 """
 
 from __future__ import annotations
@@ -44,10 +47,13 @@ class SignalPolicy:
 
     def unraisable(self, info, fallback=sys.__unraisablehook__) -> None:
         """``sys.unraisablehook``: our KeyboardInterrupt swallowed by a callback from C is delivered
-        again (20 ms later, from a timer thread); anything else goes to ``fallback``."""
+        again (20 ms later, from a timer thread); after a signal, other errors are dropped; before
+        one, they go to ``fallback``."""
         if isinstance(info.exc_value, KeyboardInterrupt) and self.count == 1 and self.first is not None:
             self.count = 0  # the signal counts once, when it reaches Python code that can stop
             threading.Timer(0.02, os.kill, (os.getpid(), self.first)).start()
+            return
+        if self.first is not None:
             return
         fallback(info)
 
