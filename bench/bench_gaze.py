@@ -8,7 +8,9 @@ rig's eyeballs, so the true gaze of each eye is known (:func:`facecap.tracker.ga
 true weights). Rows, on the same frames:
 
 - ``depth_only``: the tracker without landmarks (eyeLook* from depth alone);
-- ``iris``: the tracker with MediaPipe's landmarks, gaze solved from the iris (``facecap.gaze``);
+- ``iris``: the tracker with MediaPipe's landmarks, gaze solved from the iris (``facecap.gaze``),
+  the iris points refined on the image (:func:`facecap.gaze.refine_iris`, facecap's default);
+- ``iris_unrefined``: the same with MediaPipe's own iris points (the baseline of that refinement);
 - ``iris_true_landmarks``: the same with the rig's own projected landmarks in place of MediaPipe's,
   the solver's ceiling (what is left is the depth fit's pose and expression);
 - ``mediapipe``: MediaPipe's own eyeLook* blendshape scores through the same conversion.
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"shared data missing: {model}")
     t0 = time.perf_counter()
     rig = load_rig()
-    rows = ("depth_only", "iris", "iris_true_landmarks", "mediapipe")
+    rows = ("depth_only", "iris", "iris_unrefined", "iris_true_landmarks", "mediapipe")
     acc = {k: {"G": [], "E": []} for k in rows}
     GT, T, Ws = [], [], []
     for ti, (name, W) in enumerate(takes(args.frames)):
@@ -112,10 +114,13 @@ def main(argv=None) -> int:
         actor = SyntheticActor(rig, "d415", distance=0.6, seed=ti)
         pairs = list(actor.frames(W.astype(np.float32), R, t, fps=30))
         mp_bs, mp_uv = mediapipe([f for f, _ in pairs], landmarks=True)
-        for k in ("depth_only", "iris", "iris_true_landmarks"):
+        raw_uv = mediapipe([f for f, _ in pairs], landmarks=True, refine_iris=False)[1]
+        for k in ("depth_only", "iris", "iris_unrefined", "iris_true_landmarks"):
             tr = Tracker(rig=rig, config=TrackerConfig.for_camera("d415"))
-            for (f, truth), uv in zip(pairs, mp_uv, strict=True):
-                if k == "iris_true_landmarks":
+            for (f, truth), uv, raw in zip(pairs, mp_uv, raw_uv, strict=True):
+                if k == "iris_unrefined":
+                    uv = raw
+                elif k == "iris_true_landmarks":
                     uv = np.full((478, 2), np.nan)
                     uv[rig.landmark_ids] = truth.landmarks_2d
                 s = tr.track(f, landmarks=None if k == "depth_only" else uv)

@@ -4,8 +4,9 @@
 (projective association and the robustly weighted Jacobian rows), ``landmark_rows`` (2-D landmark
 reprojection rows) and ``box_qp`` (the bounded Newton step)
 of :mod:`facecap.fit`; ``fuse_depth`` (one frame's depth along the face's normals, for calibration's
-scan fusion). All ``cache=True``; none validates its input (the callers already hold C-contiguous
-arrays of the right shape and dtype). Each has a NumPy or SciPy reference that the tests compare it with.
+scan fusion); ``ring_samples`` (the iris edge search of :func:`facecap.gaze.refine_iris`). All
+``cache=True``; none validates its input (the callers already hold C-contiguous arrays of the right
+shape and dtype). Each has a NumPy or SciPy reference that the tests compare it with.
 """
 
 from __future__ import annotations
@@ -331,3 +332,25 @@ def fuse_depth(depth, R, t, fx, fy, cx, cy, v0, nrm, band, mean, sd, trim, count
                 count[i] += 1
                 s1[i] += o
                 s2[i] += o * o
+
+
+@nb.njit(cache=True, fastmath=True, nogil=True)
+def ring_samples(img, centres, ring):  # pragma: no cover - compiled
+    """Bilinear samples (K, M) float32 of ``img`` at ``centres[k] + ring[m]``.
+
+    img (H, W) float32; centres (K, 2) and ring (M, 2) float64 pixels (x, y), every point at least
+    1 px inside the image. Reference: ``_ring_reference`` in tests/test_gaze.py.
+    """
+    out = np.empty((centres.shape[0], ring.shape[0]), np.float32)
+    for k in range(centres.shape[0]):
+        for m in range(ring.shape[0]):
+            x = centres[k, 0] + ring[m, 0]
+            y = centres[k, 1] + ring[m, 1]
+            xi = np.int64(x)
+            yi = np.int64(y)
+            fx = x - xi
+            fy = y - yi
+            top = img[yi, xi] + fx * (img[yi, xi + 1] - img[yi, xi])
+            bottom = img[yi + 1, xi] + fx * (img[yi + 1, xi + 1] - img[yi + 1, xi])
+            out[k, m] = top + fy * (bottom - top)
+    return out
