@@ -130,17 +130,15 @@ def track(rig, frames, camera, prior=None):
     return states, ms, acq
 
 
-def mediapipe(frames, landmarks: bool = False, refine_iris: bool = True):
+def mediapipe(frames, landmarks: bool = False):
     """MediaPipe's blendshapes (N, 52) (NaN rows: no face); with ``landmarks`` also its landmarks per
-    frame in depth pixels ((478, 2) or None), iris points refined unless ``refine_iris`` is False."""
+    frame in depth pixels ((478, 2) or None)."""
     from facecap.frames import color_to_depth_pixels
     from facecap.landmarks import FaceLandmarker
 
     out = np.full((len(frames), 52), np.nan)
     uv = [None] * len(frames)
-    with FaceLandmarker(
-        SHARED / "mediapipe_face_landmarker" / "face_landmarker.task", refine_iris=refine_iris
-    ) as lm:
+    with FaceLandmarker(SHARED / "mediapipe_face_landmarker" / "face_landmarker.task") as lm:
         for i, f in enumerate(frames):
             det = lm.detect(f.color, f.timestamp)
             if det is not None:

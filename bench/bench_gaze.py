@@ -9,7 +9,7 @@ true weights). Rows, on the same frames:
 
 - ``depth_only``: the tracker without landmarks (eyeLook* from depth alone);
 - ``iris``: the tracker with MediaPipe's landmarks, gaze solved from the iris (``facecap.gaze``),
-  the iris points refined on the image (:func:`facecap.gaze.refine_iris`, facecap's default);
+  the iris points refined on the image first (:func:`facecap.gaze.refine_iris`, facecap's default);
 - ``iris_unrefined``: the same with MediaPipe's own iris points (the baseline of that refinement);
 - ``iris_true_landmarks``: the same with the rig's own projected landmarks in place of MediaPipe's,
   the solver's ceiling (what is left is the depth fit's pose and expression);
@@ -114,13 +114,12 @@ def main(argv=None) -> int:
         actor = SyntheticActor(rig, "d415", distance=0.6, seed=ti)
         pairs = list(actor.frames(W.astype(np.float32), R, t, fps=30))
         mp_bs, mp_uv = mediapipe([f for f, _ in pairs], landmarks=True)
-        raw_uv = mediapipe([f for f, _ in pairs], landmarks=True, refine_iris=False)[1]
         for k in ("depth_only", "iris", "iris_unrefined", "iris_true_landmarks"):
-            tr = Tracker(rig=rig, config=TrackerConfig.for_camera("d415"))
-            for (f, truth), uv, raw in zip(pairs, mp_uv, raw_uv, strict=True):
-                if k == "iris_unrefined":
-                    uv = raw
-                elif k == "iris_true_landmarks":
+            # the rig's own landmarks are exact: refining them on the render would only add its pixels' error
+            cfg = TrackerConfig.for_camera("d415", refine_iris=k == "iris")
+            tr = Tracker(rig=rig, config=cfg)
+            for (f, truth), uv in zip(pairs, mp_uv, strict=True):
+                if k == "iris_true_landmarks":
                     uv = np.full((478, 2), np.nan)
                     uv[rig.landmark_ids] = truth.landmarks_2d
                 s = tr.track(f, landmarks=None if k == "depth_only" else uv)

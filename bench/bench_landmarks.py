@@ -7,8 +7,7 @@ noise, head motion, driven by a real Live Link take), the same frames for every 
 ``--rounds`` times in alternation (medians reported; this machine is shared):
 
 - ``mediapipe_alone``: MediaPipe Face Landmarker on each colour image, nothing else (the ceiling);
-  landmarks only, as ``--landmarks`` runs it (``blendshapes=False``) in every row, and without the iris
-  refinement (:func:`facecap.gaze.refine_iris`) that the loop's detector adds in the other rows;
+  landmarks only, as ``--landmarks`` runs it (``blendshapes=False``) in every row;
 - ``mediapipe_alone_confined``: the same with MediaPipe's threads confined to the CPUs the capture loop
   gives detection (:meth:`facecap.landmarks.FaceLandmarker.pin`); the faster of the two is the ceiling;
 - ``depth_only``: :func:`facecap.pipeline.run` without landmarks;
@@ -69,10 +68,9 @@ def frames_of_a_take(n: int):
 def mediapipe_alone(frames, confined: bool = False) -> float:
     """MediaPipe alone on every frame; ``confined``: its threads and this one on the CPUs the capture
     loop gives detection (all but the first, :meth:`FaceLandmarker.pin`), which on this machine makes
-    MediaPipe alone faster too, so it is the ceiling the loop is held to. MediaPipe's own landmarks,
-    without facecap's iris refinement (which the loop's detector does)."""
+    MediaPipe alone faster too, so it is the ceiling the loop is held to."""
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    with FaceLandmarker(MODEL, blendshapes=False, refine_iris=False) as lm:
+    with FaceLandmarker(MODEL, blendshapes=False) as lm:
         if confined and len(allowed) > 1:
             lm.pin(set(sorted(allowed)[1:]))
         try:

@@ -231,3 +231,29 @@ def color_to_depth_pixels(uv: np.ndarray, frame: Frame) -> np.ndarray | None:
                 & (out[:, 1] <= di.height - 0.5))  # fmt: skip
     out[outside] = np.nan
     return out
+
+
+def depth_to_color_pixels(uv: np.ndarray, frame: Frame) -> np.ndarray | None:
+    """Carry depth-image pixels to the colour image of ``frame``: the inverse of
+    :func:`color_to_depth_pixels`, under the same conditions (None with a real stereo offset).
+
+    Parameters
+    ----------
+    uv : (n, 2) float pixels in the depth image
+    frame : Frame with ``color_intrinsics``
+
+    Returns
+    -------
+    (n, 2) float64 pixels in the colour image, or None.
+    """
+    uv = np.asarray(uv, dtype=np.float64)
+    if uv.ndim != 2 or uv.shape[1] != 2:
+        raise ValueError(f"uv must be (n, 2) pixels, got shape {uv.shape}")
+    ci, di = frame.color_intrinsics, frame.depth_intrinsics
+    if ci is None or not frame.depth_to_color.is_identity:
+        return None
+    if ci == di:
+        return uv.copy()
+    x = (uv[:, 0] - di.cx) / di.fx
+    y = (uv[:, 1] - di.cy) / di.fy
+    return np.stack([x * ci.fx + ci.cx, y * ci.fy + ci.cy], axis=1)

@@ -19,7 +19,8 @@ MediaPipe's iris points themselves are a network's estimate, and on
 the synthetic renders of ``bench/bench_gaze.py`` its iris centre sits a median 1.25 px from the true
 one vertically (0.63 px across), and reads pitch at half its size. :func:`refine_iris` moves each iris
 onto the image's own evidence, the dark disc's edge against the white of the eye, to 0.30 px vertically
-(0.37 px across) on open eyes; :class:`facecap.landmarks.FaceLandmarker` applies it to every detection.
+(0.37 px across) on open eyes; :class:`facecap.tracker.Tracker` applies it before it solves the gaze
+(``TrackerConfig.refine_iris``).
 """
 
 from __future__ import annotations

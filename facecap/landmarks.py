@@ -113,18 +113,12 @@ class FaceLandmarker:
     blendshapes : also run MediaPipe's blendshape model (its 52 scores, ``Detection.blendshapes``);
         False leaves them at 0 and saves about a fifth of the detector's time (the tracker needs only
         the landmarks)
-    refine_iris : move MediaPipe's iris points onto the iris edge in the image
-        (:func:`facecap.gaze.refine_iris`, about 0.2 ms a frame); the gaze reads the eyes from them
 
     Use as a context manager, or call :meth:`close` (MediaPipe's own finaliser misbehaves at exit).
     """
 
     def __init__(
-        self,
-        model: str | Path | None = None,
-        min_confidence: float = 0.5,
-        blendshapes: bool = True,
-        refine_iris: bool = True,
+        self, model: str | Path | None = None, min_confidence: float = 0.5, blendshapes: bool = True
     ):
         from mediapipe.tasks.python import BaseOptions, vision
 
@@ -146,7 +140,6 @@ class FaceLandmarker:
             raise ValueError(f"{path} is not a usable Face Landmarker model bundle ({e})") from e
         self._threads = _thread_ids() - before  # MediaPipe's graph threads (Linux; empty elsewhere)
         self._last_ms = -1
-        self.refine_iris = bool(refine_iris)
 
     def pin(self, cpus: set[int]) -> bool:
         """Confine MediaPipe's threads and the calling thread to ``cpus`` (Linux; elsewhere a no-op).
@@ -200,12 +193,7 @@ class FaceLandmarker:
             bs = from_order(scores, "mediapipe")
         mats = res.facial_transformation_matrixes
         mat = np.asarray(mats[0], np.float32) if mats else None
-        uv = pts[:, :2] - 0.5
-        if self.refine_iris and len(uv) == 478:
-            from .gaze import refine_iris
-
-            uv = refine_iris(c, uv)
-        return Detection(landmarks=uv, depth=pts[:, 2], blendshapes=bs, matrix=mat)
+        return Detection(landmarks=pts[:, :2] - 0.5, depth=pts[:, 2], blendshapes=bs, matrix=mat)
 
     def close(self) -> None:
         if getattr(self, "_lm", None) is not None:

@@ -30,8 +30,8 @@ from .fit import (
     rodrigues,
 )
 from .formats import load_rig
-from .frames import Frame, Intrinsics
-from .gaze import GazeSolver
+from .frames import Frame, Intrinsics, color_to_depth_pixels, depth_to_color_pixels
+from .gaze import GazeSolver, refine_iris
 from .landmarks import EYE_CONTOURS, RGB_LANDMARKS
 from .rig import Rig
 from .state import FaceState
@@ -91,6 +91,9 @@ class TrackerConfig:
         for what it gains). It too pulls rare expressions toward the usual ones: 28 procedural expressions
         held still read at a median gain of 0.16 with it, 0.37 without (weight MAE 0.061 / 0.065). ``prior``,
         when set, serves colour-only frames too. None: the L1 alone.
+    refine_iris : move the iris landmarks onto the iris edge in the frame's colour image before the gaze
+        is solved from them (:func:`facecap.gaze.refine_iris`, about 0.2 ms a frame, on the tracker's
+        thread so that it never slows detection): median gaze error 2.81 -> 1.55 deg in ``bench_gaze``.
     """
 
     fit: FitParams = field(default_factory=FitParams)
@@ -104,6 +107,7 @@ class TrackerConfig:
     prior: object = None
     rgb_prior: object = "builtin"
     landmark_weights: np.ndarray | None = None
+    refine_iris: bool = True
 
     @classmethod
     def for_camera(cls, camera: str, **kw) -> TrackerConfig:
@@ -322,10 +326,12 @@ class Tracker:
         if lmk is not None and self._gaze is not None and len(landmarks) >= 478:
             # eyeLook* from the iris landmarks (depth barely sees the eyes turn); closed eyes hold. The
             # depth fit keeps its own (its warm start): its lids fit better without the iris's eyeLook
+            uv = np.asarray(landmarks, np.float64)
+            if self.config.refine_iris and frame.color is not None:
+                uv = self._refined_iris(frame, uv)
             out, solved, _ = self._gaze.solve(
-                np.asarray(landmarks, np.float64), self.R, self.t, self.w,
-                (intr.fx, intr.fy, intr.cx, intr.cy), previous=self._gaze_prev,
-            )  # fmt: skip
+                uv, self.R, self.t, self.w, (intr.fx, intr.fy, intr.cx, intr.cy), previous=self._gaze_prev
+            )
             self._gaze_prev.update(solved)
         w = out.astype(np.float32)
         return FaceState(
@@ -341,6 +347,18 @@ class Tracker:
         )
 
     # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _refined_iris(frame: Frame, uv: np.ndarray) -> np.ndarray:
+        """(478, 2) depth pixels with the iris points refined on the colour image (``uv`` if the colour
+        image cannot be reached from the depth image's pixels)."""
+        c = depth_to_color_pixels(uv[:478], frame)
+        if c is None:
+            return uv
+        back = color_to_depth_pixels(refine_iris(frame.color, c), frame)
+        out = uv.copy()
+        out[468:478] = back[468:478]
+        return out
+
     def _prepare_landmarks(self, landmarks, confidences, rgb: bool = False):
         if landmarks is None:
             return None

@@ -19,7 +19,7 @@ from pythonosc.osc_message import OscMessage
 from facecap import arkit, cli, pipeline
 from facecap.cli import outputs as cli_outputs
 from facecap.cli.outputs import target_url
-from facecap.frames import Extrinsics, Frame, Intrinsics, color_to_depth_pixels
+from facecap.frames import Extrinsics, Frame, Intrinsics, color_to_depth_pixels, depth_to_color_pixels
 from facecap.pipeline import Outputs, run
 from facecap.realsense import RecordingSource, write_recording
 from facecap.retarget import load_mapping
@@ -336,10 +336,15 @@ def test_color_to_depth_pixels():
     p = np.array([[0.1, -0.05, 1.0], [-0.2, 0.1, 0.8]])
     got = color_to_depth_pixels(k.project(p), _frame(k, half))
     np.testing.assert_allclose(got, half.project(p), atol=1e-9)
+    np.testing.assert_allclose(
+        depth_to_color_pixels(got, _frame(k, half)), k.project(p), atol=1e-9
+    )  # inverse
+    np.testing.assert_array_equal(depth_to_color_pixels(uv, _frame(k, k)), uv)
     # a stereo offset needs per-pixel depth: no mapping
     off = Extrinsics(np.eye(3), np.array([0.015, 0.0, 0.0]))
-    assert color_to_depth_pixels(uv, _frame(k, k, off)) is None
-    assert color_to_depth_pixels(uv, _frame(None, k)) is None
+    for fn in (color_to_depth_pixels, depth_to_color_pixels):
+        assert fn(uv, _frame(k, k, off)) is None
+        assert fn(uv, _frame(None, k)) is None
 
 
 def test_run_without_color_tracks_and_notes_once(rig):
