@@ -215,18 +215,10 @@ def color_to_depth_pixels(uv: np.ndarray, frame: Frame) -> np.ndarray | None:
     -------
     (n, 2) float64 pixels in the depth image (NaN for points outside it), or None.
     """
-    uv = np.asarray(uv, dtype=np.float64)
-    if uv.ndim != 2 or uv.shape[1] != 2:
-        raise ValueError(f"uv must be (n, 2) pixels, got shape {uv.shape}")
-    ci, di = frame.color_intrinsics, frame.depth_intrinsics
-    if ci is None or not frame.depth_to_color.is_identity:
+    out = _carry(uv, frame, to_depth=True)
+    if out is None:
         return None
-    if ci == di:
-        out = uv.copy()
-    else:
-        x = (uv[:, 0] - ci.cx) / ci.fx
-        y = (uv[:, 1] - ci.cy) / ci.fy
-        out = np.stack([x * di.fx + di.cx, y * di.fy + di.cy], axis=1)
+    di = frame.depth_intrinsics
     outside = ~((out[:, 0] >= -0.5) & (out[:, 0] <= di.width - 0.5) & (out[:, 1] >= -0.5)
                 & (out[:, 1] <= di.height - 0.5))  # fmt: skip
     out[outside] = np.nan
@@ -246,6 +238,11 @@ def depth_to_color_pixels(uv: np.ndarray, frame: Frame) -> np.ndarray | None:
     -------
     (n, 2) float64 pixels in the colour image, or None.
     """
+    return _carry(uv, frame, to_depth=False)
+
+
+def _carry(uv, frame: Frame, to_depth: bool) -> np.ndarray | None:
+    """(n, 2) float64 pixels carried between the two images of ``frame`` (a new array), or None."""
     uv = np.asarray(uv, dtype=np.float64)
     if uv.ndim != 2 or uv.shape[1] != 2:
         raise ValueError(f"uv must be (n, 2) pixels, got shape {uv.shape}")
@@ -254,6 +251,7 @@ def depth_to_color_pixels(uv: np.ndarray, frame: Frame) -> np.ndarray | None:
         return None
     if ci == di:
         return uv.copy()
-    x = (uv[:, 0] - di.cx) / di.fx
-    y = (uv[:, 1] - di.cy) / di.fy
-    return np.stack([x * ci.fx + ci.cx, y * ci.fy + ci.cy], axis=1)
+    src, dst = (ci, di) if to_depth else (di, ci)
+    x = (uv[:, 0] - src.cx) / src.fx
+    y = (uv[:, 1] - src.cy) / src.fy
+    return np.stack([x * dst.fx + dst.cx, y * dst.fy + dst.cy], axis=1)
