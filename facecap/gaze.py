@@ -15,11 +15,11 @@ between that and ``OPEN_APERTURE`` (a half-closed lid, or a lid that follows the
 solution is trusted in proportion, blended with the last one. Blinks therefore do not produce gaze
 spikes, and a downward look (lid gap about 0.3 of the width) is read in full.
 
-MediaPipe's iris points themselves are a network's estimate, and on
-the synthetic renders of ``bench/bench_gaze.py`` its iris centre sits a median 1.25 px from the true
-one vertically (0.63 px across), and reads pitch at half its size. :func:`refine_iris` moves each iris
-onto the image's own evidence, the dark disc's edge against the white of the eye, to 0.30 px vertically
-(0.37 px across) on open eyes; :class:`facecap.tracker.Tracker` applies it before it solves the gaze
+MediaPipe's iris points themselves are a network's estimate: on the synthetic renders of
+``bench/bench_gaze.py`` its iris centre sits a median 1.25 px from the true one vertically (0.63 px
+across), and reads pitch at half its size. :func:`refine_iris` moves each iris onto the image's own
+evidence, the dark disc's edge against the white of the eye, to 0.30 px vertically (0.37 px across) on
+open eyes; :class:`facecap.tracker.Tracker` applies it before it solves the gaze
 (``TrackerConfig.refine_iris``).
 """
 
@@ -250,6 +250,7 @@ def _side_column(D, pos, neg, s):
 __all__ = [
     "BLINK_APERTURE",
     "EYES",
+    "IRIS_EDGE_T",
     "IRIS_SECTOR_DEG",
     "OPEN_APERTURE",
     "GazeSolver",
