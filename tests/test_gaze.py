@@ -310,3 +310,31 @@ def test_real_mediapipe_iris_refined_toward_the_true_iris(rig):
                 deg[refine] += list(np.degrees(np.abs(state.gaze - truth)).ravel())
     assert np.median(px[True]) < 0.7 * np.median(px[False]), (np.median(px[True]), np.median(px[False]))
     assert np.median(deg[True]) < np.median(deg[False]), (np.median(deg[True]), np.median(deg[False]))
+
+
+def test_iris_refined_in_a_colour_image_of_another_resolution(rig):
+    """Colour at twice the depth image's resolution (same optical centre): the tracker carries the iris
+    points to the colour image, refines them there and back, and reads the same gaze as from colour at
+    the depth's own resolution."""
+    import dataclasses
+
+    from facecap.landmark_stream import detect_landmarks
+    from facecap.landmarks import FaceLandmarker
+
+    model = shared_path("mediapipe_face_landmarker", "face_landmarker.task")
+    actor = SyntheticActor(rig, "d415", distance=0.6, seed=3)
+    w = _weights(eyeLookUpLeft=0.4, eyeLookUpRight=0.4, eyeLookOutLeft=0.5, eyeLookInRight=0.5)
+    frame = actor.render(w, index=0)
+    with FaceLandmarker(model, blendshapes=False) as lm:
+        uv, _ = detect_landmarks(lm, frame)
+    ci = frame.color_intrinsics
+    big = dataclasses.replace(frame, color=np.repeat(np.repeat(frame.color, 2, axis=0), 2, axis=1),
+                              color_intrinsics=ci.scaled(2 * ci.width, 2 * ci.height))  # fmt: skip
+    cfg = TrackerConfig.for_camera("d415")
+    same = Tracker(rig=rig, config=cfg).track(frame, landmarks=uv).gaze
+    twice = Tracker(rig=rig, config=cfg).track(big, landmarks=uv).gaze
+    raw = Tracker(rig=rig, config=TrackerConfig.for_camera("d415", refine_iris=False)).track(
+        frame, landmarks=uv
+    )
+    assert np.degrees(np.abs(same - raw.gaze)).max() > 3.0  # the refinement moved the gaze
+    np.testing.assert_allclose(np.degrees(twice), np.degrees(same), atol=1.0)  # alike in both images
