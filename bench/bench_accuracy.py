@@ -118,14 +118,16 @@ def other_performer_priors(full: dict[str, np.ndarray]) -> dict[str, object]:
     return {k: fit_prior([w for j, w in full.items() if who[j] != who[k]]) for k in full}
 
 
-def track(rig, frames, camera, prior=None):
+def track(rig, frames, camera, prior=None, landmarks=None):
+    """Tracker states, fit times of tracked frames and of acquisitions (ms); ``landmarks``: MediaPipe's
+    per frame ((478, 2) depth pixels or None), fused with the tracker's default landmark weights."""
     fit = replace(FitParams(), lambda_s=0.25, lambda_prior=1.0) if prior is not None else FitParams()
     config = TrackerConfig.for_camera(camera, prior=prior, fit=fit)
     tr = Tracker(rig=rig, intrinsics=frames[0].depth_intrinsics, config=config)
     states, ms, acq = [], [], []
-    for f in frames:
+    for i, f in enumerate(frames):
         was = tr.tracked
-        states.append(tr.track(f))
+        states.append(tr.track(f, landmarks=None if landmarks is None else landmarks[i]))
         (ms if was else acq).append(tr.last_fit_ms)
     return states, ms, acq
 
@@ -205,12 +207,14 @@ def summarise(est, truth, ok, take_len=None):
     }
 
 
-def run_face(name, face, rigs, camera, n, seed, with_mp, rgb: bool = False):
+def run_face(name, face, rigs, camera, n, seed, with_mp, rgb: bool = False, landmarks: bool = False):
     """Track ``face``'s renders of the takes with each rig (and, ``rgb``, each rig colour-only from
-    MediaPipe's landmarks: rows ``<rig>_rgb``; ``with_mp``: MediaPipe's blendshapes)."""
-    with_mp = with_mp or rgb
+    MediaPipe's landmarks: rows ``<rig>_rgb``; ``landmarks``, each rig on depth with MediaPipe's
+    landmarks fused: rows ``<rig>_landmarks``; ``with_mp``: MediaPipe's blendshapes)."""
+    with_mp = with_mp or rgb or landmarks
     truth, est = [], {k: [] for k in rigs} | ({"mediapipe": []} if with_mp else {})
     est |= {f"{k}_rgb": [] for k in rigs} if rgb else {}
+    est |= {f"{k}_landmarks": [] for k in rigs} if landmarks else {}
     ok = {k: [] for k in est}
     rot, fit_ms, acq_ms = {k: [] for k in rigs}, {k: [] for k in rigs}, {k: [] for k in rigs}
     for ti, (take, W) in enumerate(takes(n)):
@@ -234,6 +238,10 @@ def run_face(name, face, rigs, camera, n, seed, with_mp, rgb: bool = False):
                 states = track_rgb(rig, frames, uv, camera, other_performer_prior(take))
                 est[f"{k}_rgb"].append(np.array([s.weights for s in states]))
                 ok[f"{k}_rgb"].append(np.array([s.tracked for s in states]))
+            for k, rig in rigs.items() if landmarks else ():
+                states = track(rig, frames, camera, landmarks=uv)[0]
+                est[f"{k}_landmarks"].append(np.array([s.weights for s in states]))
+                ok[f"{k}_landmarks"].append(np.array([s.tracked for s in states]))
         print(f"  [{name} {camera} {take} done]", file=sys.stderr, flush=True)
     truth = np.concatenate(truth)
     res = {}

@@ -1,7 +1,7 @@
 """Actor calibration on performers the rig has not seen: neutral fit, solve time, tracking with the actor.
 
     python bench/bench_calibration.py [--identities K] [--frames N] [--style S] [--mediapipe] [--rgb]
-                                      [--out FILE]
+                                      [--landmarks] [--out FILE]
 
 Each performer is :func:`facecap.synth.random_identity` of the built-in ICT rig (5-8 mm smooth shape
 changes, expression style: each delta scaled in 1 +- ``style`` and smoothly warped). The performer does
@@ -16,7 +16,9 @@ the calibration protocol (:data:`facecap.calibration.PROTOCOL`) in front of a si
 - tracking the 7 real takes (``--frames`` each, head motion +-20/10 deg): weight MAE excluding eyeLook* and
   tongueOut with the generic rig and with the calibrated actor (and MediaPipe's blendshapes with
   ``--mediapipe``; with ``--rgb`` also both rigs in colour-only mode, from MediaPipe's landmarks on the
-  same frames: rows ``generic_rgb``, ``actor_rgb``).
+  same frames: rows ``generic_rgb``, ``actor_rgb``; with ``--landmarks`` both rigs on depth with those
+  landmarks fused, the tracker's default landmark weights: rows ``generic_landmarks``,
+  ``actor_landmarks``).
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mediapipe", action="store_true", help="also score MediaPipe's blendshapes")
     rgb_help = "also track each rig colour-only, from MediaPipe's landmarks (implies --mediapipe)"
     ap.add_argument("--rgb", action="store_true", help=rgb_help)
+    lmk_help = "also track each rig on depth with MediaPipe's landmarks fused (implies --mediapipe)"
+    ap.add_argument("--landmarks", action="store_true", help=lmk_help)
     ap.add_argument("--no-trimesh", action="store_true", help="skip the trimesh baseline")
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args(argv)
@@ -95,7 +99,15 @@ def main(argv=None) -> int:
             row["trimesh"] = trimesh_baseline(rig, cal, truth)
         rigs = {"generic": rig, "actor": act}
         row["tracking"] = ba.run_face(
-            f"performer{i}", truth, rigs, "d415", args.frames, 100 * i, args.mediapipe, args.rgb
+            f"performer{i}",
+            truth,
+            rigs,
+            "d415",
+            args.frames,
+            100 * i,
+            args.mediapipe,
+            args.rgb,
+            args.landmarks,
         )
         res["performers"][f"performer{i}"] = row
         print(f"  [performer{i} done]", file=sys.stderr, flush=True)

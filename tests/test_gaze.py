@@ -168,8 +168,12 @@ def test_real_mediapipe_reads_the_direction_of_the_eyes(rig):
 
 
 def test_landmark_weights_default_to_the_lid_contours(rig):
-    """By default only the lid contours enter the fit; weights are checked at the boundary."""
+    """By default only the lid contours enter the fit, at weight 1 for a generic rig and
+    ``ACTOR_LID_WEIGHT`` for a calibrated actor; weights are checked at the boundary."""
+    import dataclasses
+
     from facecap.landmarks import EYE_CONTOURS
+    from facecap.tracker import ACTOR_LID_WEIGHT
 
     tr = Tracker(rig=rig)
     assert set(np.flatnonzero(tr._lmk_weight)) == set(EYE_CONTOURS) and len(EYE_CONTOURS) == 32
@@ -178,6 +182,11 @@ def test_landmark_weights_default_to_the_lid_contours(rig):
     ids = tr._lmk[0]
     assert (conf[np.isin(ids, EYE_CONTOURS)] == 1).all() and (conf[~np.isin(ids, EYE_CONTOURS)] == 0).all()
     assert Tracker(rig=rig, config=TrackerConfig(landmark_weights=np.ones(478)))._lmk_weight.all()
+    actor = dataclasses.replace(rig, meta={**rig.meta, "calibration": {"date": "2026-12-07"}})
+    np.testing.assert_array_equal(Tracker(rig=actor)._lmk_weight, ACTOR_LID_WEIGHT * tr._lmk_weight)
+    assert 0 < ACTOR_LID_WEIGHT < 1
+    ones = TrackerConfig(landmark_weights=np.ones(478))
+    assert Tracker(rig=actor, config=ones)._lmk_weight.all()  # given weights are the caller's, actor or not
     with pytest.raises(ValueError, match="landmark_weights"):
         Tracker(rig=rig, config=TrackerConfig(landmark_weights=np.ones(10)))
     with pytest.raises(ValueError, match="landmark_weights"):
