@@ -12,7 +12,9 @@
    other people).
 2. Real videos (``../shared/data/face_videos``, LivePortrait driving clips): the fraction of frames with a
    face, facecap's jawOpen against MediaPipe's (Pearson r), and the jitter of the weights: the median over
-   frames of the mean absolute frame-to-frame change of the 50 scored weights, beside MediaPipe's own.
+   frames of the mean absolute frame-to-frame change of the 50 scored weights, beside MediaPipe's own;
+   the share of frames whose iris points the image moved (:func:`facecap.gaze.refine_iris`), and the
+   jitter of the gaze angles (degrees) with those points and with MediaPipe's own.
 
 Prints JSON.
 """
@@ -44,6 +46,7 @@ from bench_accuracy import (  # noqa: E402
 
 from facecap import Tracker, TrackerConfig, arkit, pose  # noqa: E402
 from facecap.formats import load_rig  # noqa: E402
+from facecap.gaze import refine_iris  # noqa: E402
 from facecap.landmarks import FaceLandmarker  # noqa: E402
 from facecap.synth import random_identity  # noqa: E402
 from facecap.video import VideoSource  # noqa: E402
@@ -90,23 +93,37 @@ def jitter(W: np.ndarray) -> float:
 def real_video(path: Path, max_frames: int | None) -> dict:
     src = VideoSource(path, max_frames=max_frames)
     tr = Tracker(rig=load_rig())
-    ours, theirs, found = [], [], 0
+    raw = Tracker(rig=load_rig(), config=TrackerConfig(refine_iris=False))  # MediaPipe's own iris points
+    ours, theirs, found, gaze, gaze_raw, moved = [], [], 0, [], [], 0
     with FaceLandmarker(MODEL) as lm:
         for f in src:
             d = lm.detect(f.color, f.timestamp)
-            s = tr.track(f, landmarks=None if d is None else d.landmarks)
+            lmk = None if d is None else d.landmarks
+            s, s_raw = tr.track(f, landmarks=lmk), raw.track(f, landmarks=lmk)
             if d is not None:
                 found += 1
+                moved += bool(np.abs(refine_iris(f.color, d.landmarks) - d.landmarks).max() > 1e-3)
                 if s.tracked:
                     ours.append(s.weights)
                     theirs.append(d.blendshapes)
+            gaze.append(s.gaze if s.tracked else np.full((2, 2), np.nan))
+            gaze_raw.append(s_raw.gaze if s_raw.tracked else np.full((2, 2), np.nan))
     n = src.frames_read
     ours, theirs = np.array(ours), np.array(theirs)
     j = arkit.INDEX["jawOpen"]
     r = float(np.corrcoef(ours[:, j], theirs[:, j])[0, 1]) if len(ours) > 2 else float("nan")
     return {"frames": n, "face_fraction": round(found / max(n, 1), 4),
             "tracked_fraction": round(len(ours) / max(n, 1), 4), "jawOpen_r_vs_mediapipe": round(r, 3),
-            "jitter_facecap": jitter(ours), "jitter_mediapipe": jitter(theirs)}  # fmt: skip
+            "jitter_facecap": jitter(ours), "jitter_mediapipe": jitter(theirs),
+            "iris_refined_fraction": round(moved / max(found, 1), 3), "gaze_jitter_deg": gaze_jitter(gaze),
+            "gaze_jitter_deg_unrefined": gaze_jitter(gaze_raw)}  # fmt: skip
+
+
+def gaze_jitter(G: list) -> float:
+    """Median over frames of the mean absolute frame-to-frame change of the 4 gaze angles (degrees)."""
+    d = np.degrees(np.abs(np.diff(np.array(G), axis=0))).mean(axis=(1, 2))
+    d = d[np.isfinite(d)]
+    return round(float(np.median(d)), 3) if len(d) else float("nan")
 
 
 def main(argv=None) -> int:

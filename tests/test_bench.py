@@ -122,3 +122,6 @@ def test_rgb_benchmark_runs():
     assert res["synthetic"]["ict"]["rgb_only"]["tracked_fraction"] > 0.9
     assert res["synthetic"]["ict"]["rgb_only_no_prior"]["tracked_fraction"] > 0.9
     assert res["videos_summary"]["face_fraction_min"] >= 0.95
+    assert all(
+        0 <= v["iris_refined_fraction"] <= 1 and v["gaze_jitter_deg"] >= 0 for v in res["videos"].values()
+    )

@@ -347,3 +347,28 @@ def test_iris_refined_in_a_colour_image_of_another_resolution(rig):
     )
     assert np.degrees(np.abs(same - raw.gaze)).max() > 3.0  # the refinement moved the gaze
     np.testing.assert_allclose(np.degrees(twice), np.degrees(same), atol=1.0)  # alike in both images
+
+
+def test_the_iris_refinement_is_smoothed_over_time_not_the_points(rig):
+    """The shift the image adds to MediaPipe's iris points is smoothed exponentially over time
+    (``IRIS_SHIFT_TAU_S``); a frame long after, or a timestamp that goes back, takes its own shift."""
+    from facecap.frames import Frame, Intrinsics
+    from facecap.tracker import IRIS_SHIFT_TAU_S
+
+    k = Intrinsics(80, 80, 60.0, 60.0, 39.5, 39.5)
+    uv = _mediapipe_like((40.0, 40.0), 6.0)
+    tr = Tracker(rig=rig, intrinsics=k)
+
+    def shift(x, t):
+        grey = _drawn_eye((x, 40.0)).clip(0, 255).astype(np.uint8)
+        frame = Frame(
+            depth=None, depth_intrinsics=k, color=np.repeat(grey[..., None], 3, axis=2), timestamp=t
+        )
+        return float(tr._refined_iris(frame, uv)[468, 0] - 40.0)
+
+    first = shift(41.0, 0.0)
+    assert abs(first - 1.0) < 0.3  # nothing to smooth with: the image's own shift
+    a = 1.0 - np.exp(-(1 / 30) / IRIS_SHIFT_TAU_S)
+    assert shift(42.0, 1 / 30) == pytest.approx(first + a * (2.0 - first), abs=0.1)  # 1 frame later
+    assert shift(42.0, 5.0) == pytest.approx(2.0, abs=0.3)  # long after: its own
+    assert shift(41.0, 1.0) == pytest.approx(1.0, abs=0.3)  # back in time (a replay): its own
