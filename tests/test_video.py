@@ -186,3 +186,26 @@ def test_play_a_video_and_live_without_a_webcam(clip, model, capsys):
     assert rc == 0 and res["frames"] == 30 and res["tracked_fraction"] > 0.9 and res["landmark_frames"] == 30
     assert main(["live", "--webcam", "7", "--max-frames", "3", "--landmarks", str(model)]) != 0
     assert "no webcam at index 7" in capsys.readouterr().err
+
+
+def test_colour_only_tolerances_follow_the_face_size():
+    """The colour-only fit's pixel tolerances hold at ``RGB_JUDGE_DISTANCE_M`` and grow for a nearer,
+    larger face: the same noisy landmarks (6-8 px median error at 640 px wide) are rejected at
+    0.6 m and accepted at 0.3 m, over 6 noise draws."""
+    from facecap.synth import SyntheticActor
+    from facecap.tracker import RGB_JUDGE_DISTANCE_M, Tracker
+
+    rig = load_rig()
+    assert RGB_JUDGE_DISTANCE_M == pytest.approx(0.6)
+    tracked = {0.6: [], 0.3: []}
+    for distance in tracked:
+        actor = SyntheticActor(rig, "d415", distance=distance, seed=0)
+        f = actor.render(np.zeros(52, np.float32), index=0)
+        truth = actor.ground_truth(np.zeros(52, np.float32), *actor.frontal_pose)
+        for seed in range(6):
+            uv = np.full((478, 2), np.nan)
+            noise = np.random.default_rng(seed).normal(0.0, 6.0, truth.landmarks_2d.shape)
+            uv[rig.landmark_ids] = truth.landmarks_2d + noise
+            frame = Frame(depth=None, depth_intrinsics=f.color_intrinsics, color=f.color, timestamp=0.0)
+            tracked[distance].append(Tracker(rig=rig).track(frame, landmarks=uv).tracked)
+    assert not any(tracked[0.6]) and all(tracked[0.3]), tracked
