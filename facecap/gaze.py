@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._kernels import ring_samples
 from .arkit import INDEX
 
 EYES = {
@@ -92,8 +93,6 @@ glasses with glare 0.1-0.2 / 2.1-2.9 (there MediaPipe's points are kept); pure n
 
 def _iris_shift(img: np.ndarray, centre: np.ndarray, r: float) -> np.ndarray:
     """Shift (2,) pixels from ``centre`` to the best iris circle of radius ``r``, scaled by its trust."""
-    from ._kernels import ring_samples
-
     delta = 0.12 * r  # the edge is read this far outside and inside the circle
     reach = (0.34 + 0.085 + 1.0 + 0.12) * r + 2.0  # what any sample can touch, from the centre
     x0, y0 = int(np.floor(centre[0] - reach)), int(np.floor(centre[1] - reach))

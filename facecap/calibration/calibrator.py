@@ -230,8 +230,8 @@ class Calibrator:
             first = res is None
             res = nricp(rig.neutral[idx], tris, cloud, normals, stiffness=(5.0, 1.0) if first else (1.0,),
                         inner=2 if first else 1, init=res, target_boundary=rim & ~track)  # fmt: skip
-            current = _personalised(rig, idx, res, False, followers)  # the next round needs the neutral only
-        current = _personalised(rig, idx, res, True, followers)
+            current = _personalised(rig, idx, res, followers, deltas=False)  # the next round: neutral only
+        current = _personalised(rig, idx, res, followers)
         self.fused = (cloud, normals, idx, tris)  # the last fused neutral and the fitted template part
         assert res is not None
         missing = set(self.missing())
@@ -439,11 +439,11 @@ def _followers(rig: Rig, idx: np.ndarray) -> tuple:
     return rest, nn, wt / wt.sum(1, keepdims=True)
 
 
-def _personalised(rig: Rig, idx: np.ndarray, res, deltas: bool = True, followers: tuple | None = None) -> Rig:
+def _personalised(rig: Rig, idx: np.ndarray, res, followers: tuple, deltas: bool = True) -> Rig:
     """The rig with its face moved to the fit (the rest follows the nearest face vertices) and each delta
     carried through its vertex's fitted linear transform (``deltas=False``: the generic deltas kept).
-    ``followers``: :func:`_followers` of ``rig`` and ``idx`` when already known."""
-    rest, nn, wt = _followers(rig, idx) if followers is None else followers
+    ``followers``: :func:`_followers` of ``rig`` and ``idx``."""
+    rest, nn, wt = followers
     disp = np.zeros_like(rig.neutral, dtype=np.float64)
     disp[idx] = res.vertices - rig.neutral[idx]
     A = np.repeat(np.eye(3)[None], rig.n_vertices, 0)
