@@ -28,17 +28,29 @@ LAMBDA_S_GENERIC = 0.5
 """L1 sparsity with a generic rig (the face is not the rig's)."""
 LAMBDA_S_ACTOR = 0.1
 """L1 sparsity with a calibrated actor (the rig is the performer's): selection without much shrinkage."""
-LAMBDA_S_RGB = 1.0
+LAMBDA_S_RGB = 1.5
 """L1 sparsity of a colour-only frame, generic rig or actor: 2-D landmarks alone leave more shapes
 free, so it must select harder (measured: 0.5 -> 1.0 lowers the MAE on three faces by 5-7 %; an actor
-at its depth value, 0.1, was 1.2-1.5x worse)."""
-LAMBDA_PRIOR_RGB = 1.0
+at its depth value, 0.1, was 1.2-1.5x worse; 1.0 -> 1.5 with the prior at 3, see there)."""
+LAMBDA_PRIOR_RGB = 3.0
 """Weight of the expression prior on a colour-only frame (``TrackerConfig.rgb_prior``): from the front, 2-D
-landmarks alone cannot tell a dropped jaw from a dropped lower lip, nor many shapes from their neighbours;
-the co-activations of real performances can (``bench_rgb``: weight MAE on the ICT head 0.096 -> 0.074, an
-unseen identity 0.091 -> 0.075, with a prior fitted on the other performer's takes, MediaPipe 0.081 /
-0.089; jawOpen's correlation with MediaPipe's on 5 real videos 0.57-0.96 -> 0.79-0.97; weight 0.3 with L1
-0.5 was worse on both)."""
+landmarks alone cannot tell a dropped jaw from a dropped lower lip (or a funnel), nor many shapes from
+their neighbours; the co-activations of real performances can. Measured (weight MAE on 7 takes x 60 frames,
+ICT head / an unseen identity, a prior fitted on the other performer's takes; jawOpen's correlation with
+MediaPipe's on 5 real videos; held procedural expressions' median gain):
+
+========================  ===============  ================  ==============
+prior, L1                 MAE              jawOpen r         held gain
+========================  ===============  ================  ==============
+none, 1.0                 0.085 / 0.076    0.57 - 0.96       0.37
+1.0, 1.0                  0.063 / 0.063    0.76 - 0.97       0.16
+3.0, 1.5 (these)          0.063 / 0.063    0.83 - 0.97       0.10
+3.0, 2.0                  0.063 / 0.063    0.85 - 0.97       0.08
+========================  ===============  ================  ==============
+
+With the light prior the woman of d6 rounding her lips with the jaw dropped was read as a funnel
+(MediaPipe: jawOpen 0.71, funnel 0.11; facecap 0.28, 0.50). The price is held expressions that real
+takes rarely show (a one-sided brow, a wink): colour-only reads them weakly either way."""
 
 
 @dataclass
