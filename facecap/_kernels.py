@@ -187,15 +187,18 @@ def icp_rows(
 
 
 @nb.njit(cache=True, nogil=True)  # no fastmath: it would assume the NaN test below away
-def landmark_rows(p0, wts, BL, uv, conf, R, t, fx, fy, cx, cy, scale, J, r, m0):  # pragma: no cover
+def landmark_rows(p0, wts, BL, uv, conf, R, t, fx, fy, cx, cy, scale, huber_px, J, r, m0):  # pragma: no cover
     """2-D landmark reprojection rows, written into J, r from row ``m0``.
 
     p0 (L, 3) rig-space landmark points and wts (K,) weights: the landmarks are ``p0 + BL . wts``, with
     BL (L, 3, K) the landmarks' own deltas (their barycentric weights applied to the vertices' deltas:
     fixed for a rig; K = 0 for posed points); uv (L, 2) detected pixels; conf (L,) confidences (rows with
-    conf <= 0 or a non-finite uv are skipped); ``scale`` = sqrt(lambda_lmk) / sigma_px. Two rows per
-    landmark (u, v), each scaled by ``scale * sqrt(conf)``, into J (M, 6 + K) and r (M,); returns the
-    row count after them. Landmarks behind the camera (z <= 0.05 m) are skipped.
+    conf <= 0 or a non-finite uv are skipped); ``scale`` = sqrt(lambda_lmk) / sigma_px; ``huber_px``: a
+    landmark whose reprojection error (the length of its 2-D residual) is e > huber_px pixels weighs
+    huber_px / e (Huber's IRLS weight: MediaPipe's gross errors pull linearly, not quadratically; inf:
+    off). Two rows per landmark (u, v), each scaled by ``scale * sqrt(conf * huber weight)``, into
+    J (M, 6 + K) and r (M,); returns the row count after them. Landmarks behind the camera (z <= 0.05 m)
+    are skipped.
     """
     K = BL.shape[2]
     m = m0
@@ -210,14 +213,19 @@ def landmark_rows(p0, wts, BL, uv, conf, R, t, fx, fy, cx, cy, scale, J, r, m0):
         if z <= 0.05:
             continue
         iz = 1.0 / z
+        ru = fx * x * iz + cx - uv[li, 0]
+        rv = fy * y * iz + cy - uv[li, 1]
+        e = np.sqrt(ru * ru + rv * rv)
+        if e > huber_px:
+            c = c * huber_px / e
         s = scale * np.sqrt(c)
         for row in range(2):
             if row == 0:  # d u / d x_cam
                 gx, gy, gz = fx * iz, 0.0, -fx * x * iz * iz
-                res = fx * x * iz + cx - uv[li, 0]
+                res = ru
             else:
                 gx, gy, gz = 0.0, fy * iz, -fy * y * iz * iz
-                res = fy * y * iz + cy - uv[li, 1]
+                res = rv
             mx = (R[0, 0] * gx + R[1, 0] * gy + R[2, 0] * gz) * s
             my = (R[0, 1] * gx + R[1, 1] * gy + R[2, 1] * gz) * s
             mz = (R[0, 2] * gx + R[1, 2] * gy + R[2, 2] * gz) * s

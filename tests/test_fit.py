@@ -145,8 +145,9 @@ def test_rodrigues_is_a_rotation_and_matches_scipy():
     np.testing.assert_allclose(rodrigues(np.zeros(3)), np.eye(3))
 
 
-def _landmark_rows_reference(xr, ltris, lbary, BT, uv, conf, R, t, fx, fy, cx, cy, scale):
-    """The landmark rows in array form: x_cam = R (sum_k b_k x_k) + t, projected by the pinhole."""
+def _landmark_rows_reference(xr, ltris, lbary, BT, uv, conf, R, t, fx, fy, cx, cy, scale, huber_px=np.inf):
+    """The landmark rows in array form: x_cam = R (sum_k b_k x_k) + t, projected by the pinhole; a
+    landmark off by e > huber_px pixels weighs huber_px / e."""
     xl = np.einsum("lk,lkd->ld", lbary, xr[ltris])
     a = xl @ R.T
     xc = a + t
@@ -164,6 +165,8 @@ def _landmark_rows_reference(xr, ltris, lbary, BT, uv, conf, R, t, fx, fy, cx, c
     Jx[:, [0, 1, 2], [3, 4, 5]] = 1.0
     Bl = np.einsum("lk,lkdn->ldn", lbary[ok], BT[ltris[ok]])  # (L, 3, K)
     Jx[:, :, 6:] = np.einsum("ij,ljn->lin", R, Bl)
+    e = np.linalg.norm(proj - uvk, axis=1)
+    c = c * np.where(e > huber_px, huber_px / np.maximum(e, 1e-300), 1.0)
     s = (scale * np.sqrt(c))[:, None, None]
     J = (np.einsum("lij,ljp->lip", P, Jx) * s).reshape(-1, NP)
     r = ((proj - uvk) * s[:, :, 0]).reshape(-1)
@@ -195,11 +198,19 @@ def test_landmark_rows_kernel_matches_reference_and_finite_differences():
         return np.einsum("lq,lqd->ld", lbary, vertices[ltris])
 
     J, r = np.full((2 * L + 3, NP), np.nan), np.full(2 * L + 3, np.nan)
-    m = landmark_rows(points(base), w0, BL, uv, conf, R, t, *intr, 0.7, J, r, 3)  # after 3 rows already there
+    m = landmark_rows(points(base), w0, BL, uv, conf, R, t, *intr, 0.7, np.inf, J, r, 3)  # after 3 rows
     Jr, rr = _landmark_rows_reference(v.astype(np.float64), ltris, lbary, BT, uv, conf, R, t, *intr, 0.7)
     assert m - 3 == len(Jr) == 2 * (L - 8) and np.isnan(r[:3]).all()
     np.testing.assert_allclose(J[3:m], Jr, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(r[3:m], rr, rtol=1e-9, atol=1e-9)
+    # the Huber weight: landmarks off by more than 40 px (about half of these) pull less
+    Jh, rh = np.full_like(J, np.nan), np.full_like(r, np.nan)
+    mh = landmark_rows(points(base), w0, BL, uv, conf, R, t, *intr, 0.7, 40.0, Jh, rh, 3)
+    ref = (v.astype(np.float64), ltris, lbary, BT, uv, conf, R, t, *intr, 0.7)
+    Jhr, rhr = _landmark_rows_reference(*ref, 40.0)
+    assert mh == m and 0.2 < np.mean(np.abs(rhr) < np.abs(rr) - 1e-9) < 0.95
+    np.testing.assert_allclose(Jh[3:m], Jhr, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(rh[3:m], rhr, rtol=1e-9, atol=1e-9)
     J, r = J[3:m], r[3:m]
 
     # the rows are the derivative of the residual: central differences in rotation, translation, weights
@@ -209,7 +220,7 @@ def test_landmark_rows_kernel_matches_reference_and_finite_differences():
         out = np.empty((2 * L, NP))
         rp = np.empty(2 * L)
         posed = (points(xr), np.zeros(0), BL[:, :, :0])  # the weights moved the vertices already
-        n = landmark_rows(*posed, uv, conf, Rp, t + p[3:6], *intr, 0.7, out, rp, 0)
+        n = landmark_rows(*posed, uv, conf, Rp, t + p[3:6], *intr, 0.7, np.inf, out, rp, 0)
         return rp[:n]
 
     p0 = np.zeros(NP)

@@ -365,3 +365,47 @@ def test_row_budget_default_is_every_vertex_for_a_calibrated_actor(rig):
     assert 0.5 * MAX_POINTS_GENERIC < len(generic) <= MAX_POINTS_GENERIC < n_mask
     assert len(Tracker(rig=actor).model.sample) > 0.95 * n_mask  # all but the rows at mesh borders
     assert len(Tracker(rig=actor, config=TrackerConfig(max_points=1000)).model.sample) <= 1000
+
+
+def _gross_landmark_errors(rig, seed, huber, colour_only):
+    """Weight MAE and rotation error (deg) of a held expression fitted with simulated landmarks (0.7 px
+    noise) of which 10 % of the fitted ones are off by 15-30 px in random directions."""
+    from dataclasses import replace
+
+    from facecap.fit import FitParams
+    from facecap.landmarks import RGB_LANDMARKS
+    from facecap.synth import simulated_landmarks
+
+    rng = np.random.default_rng(seed)
+    actor = SyntheticActor(rig, camera="d415", distance=0.6, seed=seed)
+    w = _weights(jawOpen=0.3, mouthSmileLeft=0.5, eyeBlinkLeft=0.6, browInnerUp=0.4)
+    R, t = pose.from_euler(rng.uniform(-0.2, 0.2), rng.uniform(-0.1, 0.1), 0.0), np.array([0.0, 0.0, 0.6])
+    f = actor.render(w, R, t)
+    uv = np.full((478, 2), np.nan)
+    uv[rig.landmark_ids] = simulated_landmarks(actor.ground_truth(w, R, t), pixel_sigma=0.7, seed=seed)
+    bad = rng.choice(np.array(RGB_LANDMARKS), len(RGB_LANDMARKS) // 10, replace=False)
+    ang, r = rng.uniform(0, 2 * np.pi, len(bad)), rng.uniform(15, 30, len(bad))
+    uv[bad] += np.stack([np.cos(ang), np.sin(ang)], 1) * r[:, None]
+    if colour_only:
+        f = Frame(depth=None, depth_intrinsics=f.depth_intrinsics, color=f.color, timestamp=0.0, index=0)
+    config = TrackerConfig.for_camera("d415", fit=replace(FitParams(), huber_lmk=huber))
+    tr = Tracker(rig=rig, config=config)
+    for _ in range(6):
+        s = tr.track(f, landmarks=uv)
+    return float(np.abs(s.weights - w)[VISIBLE].mean()), pose.rotation_angle_deg(s.rotation, R)
+
+
+def test_gross_landmark_errors_are_down_weighted(rig):
+    """MediaPipe's gross errors (a tenth of the points 15-30 px off) pull the fit quadratically without
+    the landmarks' Huber weight (``FitParams.huber_lmk`` = inf) and barely with it (the default), over 6
+    seeds: depth + landmarks keeps its clean accuracy (measured medians MAE 0.016, 0.29 deg; without:
+    0.049, 1.0 deg), colour-only keeps its pose better (2.5 deg; without 5.0; clean 1.5)."""
+    from facecap.fit import HUBER_LMK
+
+    for colour_only in (False, True):
+        on = np.median([_gross_landmark_errors(rig, s, HUBER_LMK, colour_only) for s in range(6)], axis=0)
+        off = np.median([_gross_landmark_errors(rig, s, np.inf, colour_only) for s in range(6)], axis=0)
+        if colour_only:
+            assert on[1] < 0.75 * off[1] and on[0] <= off[0] + 0.002, (on, off)
+        else:
+            assert on[0] < 0.7 * off[0] and on[0] < 0.025 and on[1] < 0.5, (on, off)
