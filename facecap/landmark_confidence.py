@@ -17,6 +17,8 @@ RATE = 0.05
 """Weight of each new frame in the running mean (about 20 frames' memory)."""
 FLOOR = 0.2
 """The lowest confidence a point gets (it still counts)."""
+ENERGY_MIN = 1e-6
+"""The running energies never fall below this [px^2]: points that never move (a still image) stay equal."""
 
 
 def acceleration_energy(u0: np.ndarray, u1: np.ndarray, u2: np.ndarray) -> np.ndarray:
@@ -78,11 +80,13 @@ class TemporalConfidence:
             ok = e > 0
             self._energy = np.full(len(e), max(float(np.median(e[ok])) if ok.any() else 0.0, 1e-4))
         self._energy += self.rate * (np.minimum(e, 9.0 * self._energy) - self._energy)
+        np.maximum(self._energy, ENERGY_MIN, out=self._energy)
 
     def confidences(self, fitted: np.ndarray) -> np.ndarray | None:
         """(L,) float64 in [floor, 1]: the median running energy of the ``fitted`` points (a bool or index
         selection) over each point's own; None until three detections have been seen."""
         if self._energy is None:
             return None
-        ref = float(np.median(self._energy[fitted]))
+        sel = self._energy[fitted]
+        ref = float(np.median(sel if sel.size else self._energy))
         return np.clip(ref / self._energy, self.floor, 1.0)

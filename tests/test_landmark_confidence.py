@@ -64,6 +64,10 @@ def test_repeats_gaps_and_shapes():
     assert tc.confidences(np.ones(30, bool)) is None
     with pytest.raises(ValueError):
         TemporalConfidence(rate=0.0)
+    still = TemporalConfidence(rate=1.0)  # points that never move: all equal, never NaN
+    for k in range(5):
+        still.update(np.full((30, 2), 100.0) + (k % 2) * 1e-9)
+    np.testing.assert_array_equal(still.confidences(np.zeros(30, bool)), np.ones(30))
 
 
 def test_colour_only_fit_leans_on_the_steady_landmarks():
