@@ -37,7 +37,7 @@ def acceleration_energy(u0: np.ndarray, u1: np.ndarray, u2: np.ndarray) -> np.nd
     if not ok.any():
         return np.zeros(len(a))
     a = a - np.median(a[ok], axis=0)
-    return np.where(ok, (np.where(ok[:, None], a, 0.0) ** 2).sum(1), 0.0)
+    return (np.where(ok[:, None], a, 0.0) ** 2).sum(1)
 
 
 class TemporalConfidence:
