@@ -12,7 +12,8 @@
 
 from .calibrator import CalibrationError, Calibrator, Feedback
 from .nricp import NricpResult, nricp
+from .online import IdentityAdapter
 from .protocol import PROTOCOL, Protocol, Step, load_protocol
 
-__all__ = ["PROTOCOL", "CalibrationError", "Calibrator", "Feedback", "NricpResult", "Protocol", "Step",
-           "load_protocol", "nricp"]  # fmt: skip
+__all__ = ["PROTOCOL", "CalibrationError", "Calibrator", "Feedback", "IdentityAdapter", "NricpResult",
+           "Protocol", "Step", "load_protocol", "nricp"]  # fmt: skip
