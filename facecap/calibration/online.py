@@ -60,7 +60,7 @@ class IdentityAdapter:
     -----
     Feed it with :meth:`offer` after each tracked depth frame, collect the fitted rig with :meth:`take`.
     The views matter more than the count: 30 rest frames of a face turning by a few degrees fitted three
-    unseen identities' neutrals no better than the generic one (1.1-1.8 mm against 0.5-1.3), 6 frames in
+    unseen identities' neutrals worse than the generic one (1.1-1.8 mm against 0.5-1.3), 6 frames in
     each of 4-5 views to 0.16-0.76 mm. A solve that fails (too little of the face fused) is recorded in
     :attr:`error` and not retried.
     """
