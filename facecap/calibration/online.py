@@ -185,6 +185,9 @@ class IdentityAdapter:
         except CalibrationError as e:
             self.error = str(e)
             return
+        except Exception as e:  # noqa: BLE001 - on the worker thread nobody else would see it
+            self.error = f"{type(e).__name__}: {e}"
+            return
         finally:
             self.kept = {name: [] for name in self.kept}  # the depth images are not needed any more
         record = actor.meta["calibration"]
