@@ -5,10 +5,10 @@ mouth and jaw are at rest (the identity shows there; an open mouth or a smile wo
 once it holds enough of them in enough head poses fits the rig's neutral to them with the calibration's own
 solve (fusion and nonrigid ICP, :meth:`facecap.calibration.Calibrator.solve` on the protocol's neutral views,
 the generic deltas carried onto the fitted face; no expression refinement, which needs the protocol's known
-poses). The solve runs on
-a worker thread while tracking goes on; the tracker swaps to the fitted rig at the next frame after it is
-ready (``TrackerConfig.adapt_identity``). In the spirit of Bouaziz, Wang and Pauly, "Online modeling for
-realtime facial animation" (SIGGRAPH 2013), done as one batch solve rather than a running update.
+poses). The solve runs on a worker thread while tracking goes on; the tracker swaps to the fitted rig at the
+next frame after it is ready (``TrackerConfig.adapt_identity``). In the spirit of Bouaziz, Wang and Pauly,
+"Online modeling for realtime facial animation" (SIGGRAPH 2013), done as one batch solve rather than a
+running update.
 
 What it cannot tell apart: a face held in a slight expression for the whole time it is watched (the real
 takes' rest values, e.g. mouthStretch 0.19) is the performer's neutral to it, and reads as 0 afterwards.
@@ -17,6 +17,7 @@ takes' rest values, e.g. mouthStretch 0.19) is the performer's neutral to it, an
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import replace
 
 import numpy as np
@@ -36,7 +37,7 @@ absolute: a wrong identity leaks into the weights as a constant (on unseen ident
 rig reads jawOpen 0.28, mouthLowerDown 0.4, eyeWide up to 1)."""
 HISTORY = 300
 """Tracked frames whose median is the mouth's usual state (10 s at 30 fps)."""
-_REST = np.array([arkit.ARKIT_NAMES.index(n) for n in REST_SHAPES])
+_REST = np.array([arkit.INDEX[n] for n in REST_SHAPES])
 
 
 class IdentityAdapter:
@@ -97,7 +98,7 @@ class IdentityAdapter:
         self.min_quality, self.background = float(min_quality), background
         self.kept: dict[str, list] = {st.name: [] for st in self.views}  # (depth, R, t) per view
         self._seen = dict.fromkeys(self.kept, 0)  # rest frames offered per view
-        self._history: list = []  # REST_SHAPES weights of the last HISTORY tracked frames
+        self._history: deque = deque(maxlen=HISTORY)  # REST_SHAPES weights of the last tracked frames
         self.fitted: Rig | None = None
         self.error: str | None = None
         self._thread: threading.Thread | None = None
@@ -146,7 +147,7 @@ class IdentityAdapter:
         if self.done or self.busy or not state.tracked or state.quality < self.min_quality:
             return False
         w = np.asarray(state.weights, np.float64)[_REST]
-        self._history = [*self._history[1 - HISTORY :], w]
+        self._history.append(w)
         if len(self._history) < self.min_history:
             return False
         if np.abs(w - np.median(self._history, axis=0)).max() > self.rest_tolerance:
