@@ -127,11 +127,13 @@ class TrackerConfig:
         protocol (:class:`facecap.calibration.online.IdentityAdapter`: 6 depth frames with the mouth at
         rest in each of at least 4 of the protocol's 5 neutral head poses, solved on a worker thread in
         about 1.5 s, then tracked with the fitted rig; the tracker's ``adapter`` holds its state). On 3
-        unseen identities turning their heads at rest: neutral 0.49-1.35 -> 0.19-0.46 mm, a held smile
-        with the jaw open then read at weight MAE 0.008-0.022 instead of 0.067-0.10. Off by default: it
-        needs the head turned and the face at rest part of the time (on 7 renders of the real takes, 2 s
-        each at +-20 deg yaw and +-10 deg pitch, the views never filled). A calibrated actor is never
-        adapted.
+        unseen identities turning their heads at rest (``bench_online_identity``): neutral 0.49-1.35 ->
+        0.19-0.46 mm, a held smile with the jaw open then read at weight MAE 0.008-0.021 instead of
+        0.067-0.103; performing the 7 real takes back to back, head within +-25 / +-15 deg: solved after
+        224-268 frames, MAE 0.080-0.121 -> 0.071-0.081 (after the swap 0.077-0.117 -> 0.064-0.065). Off
+        by default: it needs the head turned and the face at rest part of the time, and on the rig's own
+        face it fuses the takes' rest values into the neutral (the ICT head 0.0645 -> 0.0661). A calibrated
+        actor is never adapted.
     """
 
     fit: FitParams = field(default_factory=FitParams)

@@ -125,3 +125,14 @@ def test_rgb_benchmark_runs():
     assert all(
         0 <= v["iris_refined_fraction"] <= 1 and v["gaze_jitter_deg"] >= 0 for v in res["videos"].values()
     )
+
+
+def test_online_identity_benchmark_runs():
+    """The online identity bench (one performer, short takes): the adapter solves on the rest session and
+    its neutral is closer to the performer's than the generic one."""
+    res = _bench("bench_online_identity.py", "--identities", "1", "--frames", "30")
+    rest = res["rest"]["identity21"]
+    assert rest["adapted"]["error"] is None and rest["adapted"]["solved_after_frames"] is not None
+    assert rest["adapted"]["neutral_mm"] < 0.6 * rest["generic"]["neutral_mm"]
+    assert set(res["takes"]) == {"identity21", "ict"}
+    assert all(0 < res["takes"][k][r]["mae50"] < 0.3 for k in res["takes"] for r in ("generic", "adapted"))
