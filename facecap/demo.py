@@ -38,6 +38,7 @@ def run_demo(
     take: str | Path | None = None,
     identity: int | None = None,
     actor=None,
+    adapt_identity: bool = False,
 ) -> dict:
     """Synthesize, record, play back, track and score a take: the synthetic actor, then the capture loop
     (:func:`facecap.pipeline.run`), then :func:`facecap.metrics.score`.
@@ -60,6 +61,8 @@ def run_demo(
     identity : seed of an unseen face (:func:`facecap.synth.random_identity` of the built-in head, 5-8 mm
         smooth shape changes) tracked with the built-in rig, or None for the rig's own face
     actor : a Rig or rig file (e.g. from ``facecap calibrate``) to track with instead of the built-in rig
+    adapt_identity : fit the rig's neutral to the face while tracking (``TrackerConfig.adapt_identity``);
+        the summary's ``identity`` says whether and when it did
 
     Returns
     -------
@@ -110,7 +113,8 @@ def run_demo(
             if bar:
                 bar.close()
             tracking_rig = rig if actor is None else actor if isinstance(actor, Rig) else load_rig(actor)
-            tracker = Tracker(rig=tracking_rig, config=TrackerConfig.for_camera(camera))
+            config = TrackerConfig.for_camera(camera, adapt_identity=adapt_identity, adapt_inline=True)
+            tracker = Tracker(rig=tracking_rig, config=config)
             status = reporter(frames, "tracking") if reporter else None
             summary = run(read_recording(rec_path), tracker, outputs, landmarker=landmarker,
                           progress=status, max_frames=frames)  # fmt: skip
@@ -135,6 +139,7 @@ def run_demo(
         "max_angle_deg": max_angle_deg,
         "performance": str(take) if take is not None else "procedural",
         "identity": identity,
+        "identity_adaptation": summary["identity"],
     }
     if out is not None:
         (out / "results.json").write_text(json.dumps(res, indent=2))

@@ -349,7 +349,8 @@ def run(
         state sent), ``elapsed_s``, ``fps`` (processing rate),
         ``interrupted`` (Ctrl-C), ``take`` (directory or None), ``take_frames``, ``sinks`` (per-sink stats),
         ``dropped`` (the source's ``dropped`` count, e.g. depth frames a ``RecordingSource`` had no colour
-        to align to; 0 for sources without one).
+        to align to; 0 for sources without one), ``identity`` (the tracker's online identity refinement,
+        :meth:`facecap.calibration.IdentityAdapter.summary`, or None when it is off).
 
     Raises
     ------
@@ -451,6 +452,7 @@ def run(
         "take_frames": st.get("take_frames", 0),
         "sinks": st.get("sinks", []),
         "dropped": int(getattr(frames, "dropped", 0)),
+        "identity": tracker.adapter.summary() if getattr(tracker, "adapter", None) is not None else None,
     }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def track_file(path: str | Path, out: str | Path, *, rig=None, fmt: str | None = None, progress=None,
-               model: str | Path | None = None) -> dict:  # fmt: skip
+               model: str | Path | None = None, adapt_identity: bool = False) -> dict:  # fmt: skip
     """Track every frame of a ``.bag``/``.db3`` recording or a video file and write the result to ``out``.
 
     Parameters
@@ -23,13 +23,16 @@ def track_file(path: str | Path, out: str | Path, *, rig=None, fmt: str | None =
     rig : Rig, path or None (the built-in rig)
     progress : None, True or a ``facecap.progress.Progress``
     model : MediaPipe model for a video (default: ``facecap.landmarks.find_model``'s search)
+    adapt_identity : fit the rig's neutral to the face while tracking (``TrackerConfig.adapt_identity``;
+        a recording's depth is needed: ValueError for a video)
 
     Returns
     -------
     ``{"frames": n, "tracked_fraction": f, "dropped": d, "interrupted": bool}``, ``d`` the depth frames
     without a colour frame to align to (:attr:`facecap.realsense.RecordingSource.dropped`); for a video
     also ``landmark_frames`` (frames MediaPipe found the face in) and ``truncated`` (frames its header
-    announced that could not be decoded).
+    announced that could not be decoded); ``identity`` with ``adapt_identity``
+    (:meth:`facecap.calibration.IdentityAdapter.summary`, None until a depth frame was tracked).
     """
     from .formats import load_rig
     from .pipeline import Outputs, run
@@ -41,14 +44,22 @@ def track_file(path: str | Path, out: str | Path, *, rig=None, fmt: str | None =
 
     rig = rig if isinstance(rig, Rig) else load_rig(rig)
     if is_video(path):
+        if adapt_identity:
+            raise ValueError(f"adapt_identity fits the face to depth images; {path} is a colour-only video")
         return _track_video(path, out, rig, fmt, progress, model)
     src = RecordingSource(path)
     info = src.info()
     fps = float(info.get("fps") or 30.0)
     sink = FileSink(out, fps, fmt=fmt, meta={"source": str(path), "rig": rig.name})
-    tracker = Tracker(rig=rig, config=TrackerConfig.for_camera(str(info.get("device") or "")))
+    config = TrackerConfig.for_camera(
+        str(info.get("device") or ""), adapt_identity=adapt_identity, adapt_inline=True
+    )
+    tracker = Tracker(rig=rig, config=config)
     res = run(src, tracker, Outputs([sink], fps=fps), progress=progress, total=src.frame_count)
-    return {k: res[k] for k in ("frames", "tracked_fraction", "dropped", "interrupted")}
+    keys = ("frames", "tracked_fraction", "dropped", "interrupted") + (
+        ("identity",) if adapt_identity else ()
+    )
+    return {k: res[k] for k in keys}
 
 
 def _track_video(path, out, rig, fmt, progress, model) -> dict:

@@ -132,8 +132,12 @@ class TrackerConfig:
         0.067-0.103; performing the 7 real takes back to back, head within +-25 / +-15 deg: solved after
         224-268 frames, MAE 0.080-0.121 -> 0.071-0.081 (after the swap 0.077-0.117 -> 0.064-0.065). Off
         by default: it needs the head turned and the face at rest part of the time, and on the rig's own
-        face it fuses the takes' rest values into the neutral (the ICT head 0.0645 -> 0.0661). A calibrated
-        actor is never adapted.
+        face it fuses the takes' rest values into the neutral (the ICT head 0.0645 -> 0.0661). With a
+        calibrated actor as the rig it is an error (ValueError).
+    adapt_inline : with ``adapt_identity``, solve inside the :meth:`Tracker.track` call whose frame completes
+        the views (that call takes the solve's 1-2 s longer) instead of on a worker thread: the swap then
+        comes at the same frame on every machine, as offline runs want (``facecap track``, ``play``
+        without ``--realtime``, ``demo``). Live capture keeps the worker thread, so no frame waits.
     """
 
     fit: FitParams = field(default_factory=FitParams)
@@ -150,6 +154,7 @@ class TrackerConfig:
     landmark_consistency: bool = True
     refine_iris: bool = True
     adapt_identity: bool = False
+    adapt_inline: bool = False
 
     @classmethod
     def for_camera(cls, camera: str, **kw) -> TrackerConfig:
@@ -264,6 +269,11 @@ class Tracker:
             raise TypeError("intrinsics must be a facecap.Intrinsics (e.g. frame.depth_intrinsics)")
         self.intrinsics = intrinsics
         self.config = config or TrackerConfig()
+        if self.config.adapt_identity and is_actor(self.rig):
+            raise ValueError(
+                f"adapt_identity fits a generic rig to the face it tracks; {self.rig.name!r} is a calibrated "
+                "actor, already fitted to its performer"
+            )
         self._prior = self._prior_terms(self.config.prior)
         rgb = self.config.rgb_prior if self.config.prior is None else None
         self._rgb_prior = (
@@ -273,21 +283,32 @@ class Tracker:
         self.adapter = None  # the online identity refinement (TrackerConfig.adapt_identity), from a frame on
         self.reset()
 
-    def _use_rig(self, rig: Rig) -> None:
-        """Set up everything that depends on the rig (at start, and when the identity adapter swaps it)."""
-        self.rig = rig
-        self.model = MaskModel.from_rig(self.rig, max_points=max_points(self.config, self.rig))
-        self._buf = Buffers(len(self.model.sample))
-        self._face_centre_rig = face_centre(self.rig)
-        self._lmk = self._landmark_tables()
-        _, lt, lb, self._lmk_BL = self._lmk
-        self._lmk_p0 = np.einsum("lq,lqd->ld", lb, self.model.b0[lt])  # (L, 3) at the neutral, rig space
-        self._lmk_weight = self._landmark_weights(self.config.landmark_weights, is_actor(self.rig))
-        self._rgb_weight = _selection(RGB_LANDMARKS)  # colour only: lids, lips and nose
+    def _use_rig(self, rig: Rig, setup: dict | None = None) -> None:
+        """Track with ``rig`` from now on (at start, and when the identity adapter swaps it); ``setup``:
+        its :meth:`_rig_setup`, when already made (the adapter makes it on its worker thread)."""
+        self.__dict__.update(setup if setup is not None else self._rig_setup(rig))
+
+    def _rig_setup(self, rig: Rig) -> dict:
+        """Everything that depends on the rig (about 50 ms), as attributes; changes nothing."""
+        model = MaskModel.from_rig(rig, max_points=max_points(self.config, rig))
+        lmk = _landmark_tables(rig, model)
+        _, lt, lb, BL = lmk
         try:  # gaze from the iris landmarks, when the rig has them on its eyeballs
-            self._gaze = GazeSolver(self.rig)
+            gaze = GazeSolver(rig)
         except ValueError:
-            self._gaze = None
+            gaze = None
+        return {
+            "rig": rig,
+            "model": model,
+            "_buf": Buffers(len(model.sample)),
+            "_face_centre_rig": face_centre(rig),
+            "_lmk": lmk,
+            "_lmk_BL": BL,
+            "_lmk_p0": np.einsum("lq,lqd->ld", lb, model.b0[lt]),  # (L, 3) at the neutral, rig space
+            "_lmk_weight": self._landmark_weights(self.config.landmark_weights, is_actor(rig)),
+            "_rgb_weight": _selection(RGB_LANDMARKS),  # colour only: lids, lips and nose
+            "_gaze": gaze,
+        }
 
     def reset(self) -> None:
         """Forget the face: the next frame is acquired from scratch (an identity adapter keeps what it has
@@ -309,17 +330,6 @@ class Tracker:
         if out.shape != (478,) or not np.isfinite(out).all() or (out < 0).any() or (out > 1).any():
             raise ValueError(f"landmark_weights must be (478,) values in [0, 1], got {out.shape}")
         return out
-
-    def _landmark_tables(self):
-        """Mask-local triangles/barycentrics of the rig landmarks whose vertices are all in the mask."""
-        rig = self.rig
-        remap = -np.ones(rig.n_vertices, np.int64)
-        remap[self.model.index] = np.arange(len(self.model.index))
-        lt = remap[rig.landmark_tris]
-        ok = (lt >= 0).all(1)
-        lt, lb = lt[ok], rig.landmark_bary[ok].astype(np.float64)
-        BL = np.einsum("lq,lqdk->ldk", lb, self.model.BT[lt])  # (L, 3, 52) the landmarks' own deltas
-        return rig.landmark_ids[ok], lt, lb, np.ascontiguousarray(BL)
 
     # ------------------------------------------------------------------ public
     def track(
@@ -354,8 +364,9 @@ class Tracker:
                 f"{self.intrinsics.width}x{self.intrinsics.height}"
             )
         depth = frame.depth
-        if self.adapter is not None and (fitted := self.adapter.take()) is not None:
-            self._use_rig(fitted)  # the identity fitted to this face: same pose and weights, its neutral
+        if self.adapter is not None and (fitted := self.adapter.take(frame.index)) is not None:
+            # the identity fitted to this face: same pose and weights, its neutral
+            self._use_rig(fitted, self.adapter.prepared)
         lmk = self._prepare_landmarks(landmarks, confidences, rgb=depth is None)
         t0 = time.perf_counter()
         res = None
@@ -398,13 +409,15 @@ class Tracker:
             index=frame.index,
             rms_mm=float(res.rms * 1000),
         )
-        if self.config.adapt_identity and depth is not None and not is_actor(self.rig):
+        if self.config.adapt_identity and depth is not None:
             if self.adapter is None:
                 from .calibration.online import IdentityAdapter
 
                 noise = self.config.depth_noise_1m
                 camera = next((k for k, v in DEPTH_NOISE_1M.items() if v == noise), "d435")
-                self.adapter = IdentityAdapter(self.rig, intr, camera)
+                inline = self.config.adapt_inline
+                self.adapter = IdentityAdapter(self.rig, intr, camera, background=not inline,
+                                               prepare=self._rig_setup)  # fmt: skip
             self.adapter.offer(depth, state)
         return state
 
@@ -625,6 +638,18 @@ def max_points(config: TrackerConfig, rig: Rig) -> int:
     if config.max_points is not None:
         return int(config.max_points)
     return MAX_POINTS_ACTOR if is_actor(rig) else MAX_POINTS_GENERIC
+
+
+def _landmark_tables(rig: Rig, model: MaskModel) -> tuple:
+    """Mask-local triangles/barycentrics of the rig landmarks whose vertices are all in the mask:
+    (ids (L,), tris (L, 3) mask-vertex ids, bary (L, 3), their deltas (L, 3, 52) float64 metres)."""
+    remap = -np.ones(rig.n_vertices, np.int64)
+    remap[model.index] = np.arange(len(model.index))
+    lt = remap[rig.landmark_tris]
+    ok = (lt >= 0).all(1)
+    lt, lb = lt[ok], rig.landmark_bary[ok].astype(np.float64)
+    BL = np.einsum("lq,lqdk->ldk", lb, model.BT[lt])  # (L, 3, 52) the landmarks' own deltas
+    return rig.landmark_ids[ok], lt, lb, np.ascontiguousarray(BL)
 
 
 def _selection(ids) -> np.ndarray:

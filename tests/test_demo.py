@@ -115,3 +115,36 @@ def test_demo_performs_a_real_take_as_an_unseen_person(capsys):
 def test_demo_take_that_does_not_exist(capsys):
     assert main(["demo", "--frames", "4", "--take", "no-such-take.csv"]) == 2
     assert "take not found" in capsys.readouterr().err
+
+
+def test_demo_adapts_the_identity_to_an_unseen_face(capsys):
+    """--adapt-identity: the rig is fitted to the face during the run (inline, so at a set frame on every
+    machine), tracking goes on with it, and the whole run's error falls (identity 1: 0.088 -> 0.074)."""
+    args = ["demo", "--frames", "300", "--identity", "1", "--json"]
+    assert main(args) == 0
+    generic = json.loads(capsys.readouterr().out)
+    assert main([*args, "--adapt-identity"]) == 0
+    adapted = json.loads(capsys.readouterr().out)
+    assert generic["identity_adaptation"] is None
+    ident = adapted["identity_adaptation"]
+    assert ident["state"] == "fitted" and ident["missing"] == [] and ident["error"] is None
+    assert 100 < ident["taken_at"] < 280 and ident["neutral_residual_mm_median"] < 0.5
+    assert adapted["mae_weights"] < generic["mae_weights"] - 0.005
+    assert main(["demo", "--frames", "30", "--identity", "1", "--adapt-identity"]) == 0
+    assert "identity: not fitted, too few rest frames" in capsys.readouterr().out  # and says what to do
+
+
+def test_adapt_identity_refuses_an_actor_and_colour_only_input(tmp_path, capsys):
+    from dataclasses import replace
+
+    from facecap.formats import load_rig
+
+    rig = load_rig()
+    actor = replace(rig, meta={**rig.meta, "calibration": {"date": "2026-12-07"}}).save(tmp_path / "a.npz")
+    assert main(["demo", "--frames", "4", "--adapt-identity", "--actor", str(actor)]) == 2
+    assert "calibrated actor" in capsys.readouterr().err
+    out = tmp_path / "w.csv"
+    assert main(["track", str(tmp_path / "clip.mp4"), "--adapt-identity", "--out", str(out)]) == 2
+    assert "colour-only" in capsys.readouterr().err and not out.exists()
+    assert main(["play", str(tmp_path / "clip.mp4"), "--adapt-identity"]) == 2
+    assert "colour only" in capsys.readouterr().err

@@ -69,6 +69,9 @@ def test_only_rest_frames_of_a_good_fit_are_kept(rig):
     assert not ad.offer(f.depth, type(st)(**{**st.__dict__, "quality": 0.2}))
     assert not ad.offer(f.depth, type(st)(**{**st.__dict__, "tracked": False}))
     assert len(ad.kept["neutral"]) == 1 and sum(map(len, ad.kept.values())) == 1
+    summary = ad.summary()
+    assert summary["state"] == "collecting" and summary["views"]["neutral"] == 1
+    assert summary["missing"] == list(ad.kept) and summary["taken_at"] is None
     ad2 = IdentityAdapter(rig, f.depth_intrinsics, per_view=3, every=2, min_history=1, background=False)
     assert [ad2.offer(f.depth, st) for _ in range(4)] == [True, False, True, False]
 
@@ -84,6 +87,7 @@ def test_a_solve_that_fails_says_why_and_stops_collecting(rig):
     for _ in range(3):
         ad.offer(empty, st)
     assert ad.done and ad.fitted is None and ad.take() is None and ad.error
+    assert ad.summary()["state"] == "failed" and ad.summary()["error"] == ad.error
     assert not ad.offer(f.depth, st) and not any(ad.kept.values())
 
 
@@ -125,8 +129,8 @@ def test_tracker_swaps_to_the_fitted_rig_on_its_worker_thread(rig):
     st = tr.track(frames[n])
     assert tr.rig is ad.fitted and st.tracked and "online_identity" in tr.rig.meta
     np.testing.assert_allclose(tr.model.b0, tr.rig.neutral[tr.model.index], atol=1e-6)  # rebuilt on it
-    # a calibrated actor is never adapted
+    assert tr.adapter.summary()["state"] == "fitted" and tr.adapter.summary()["taken_at"] == frames[n].index
+    # a calibrated actor is never adapted: asking for it is an error, not silently ignored
     actor = type(rig)(**{**rig.__dict__, "meta": {**rig.meta, "calibration": {}}})
-    ta = Tracker(actor, frames[0].depth_intrinsics, cfg)
-    ta.track(frames[0])
-    assert ta.adapter is None
+    with pytest.raises(ValueError, match="calibrated actor"):
+        Tracker(actor, frames[0].depth_intrinsics, cfg)

@@ -56,6 +56,8 @@ class IdentityAdapter:
     min_history : tracked frames seen before any is kept (the median needs them)
     min_quality : tracking quality (inlier share) a frame needs
     background : solve on a worker thread (False: inside :meth:`offer`, for scripts and tests)
+    prepare : optional callable run on the fitted rig after the solve, on the same thread; its result is
+        :attr:`prepared` (the tracker builds its rig-dependent tables there, so that the swap costs no frame)
 
     Notes
     -----
@@ -79,6 +81,7 @@ class IdentityAdapter:
         min_history: int = 10,
         min_quality: float = 0.5,
         background: bool = True,
+        prepare=None,
     ):
         from .protocol import PROTOCOL
 
@@ -100,9 +103,13 @@ class IdentityAdapter:
         self._seen = dict.fromkeys(self.kept, 0)  # rest frames offered per view
         self._history: deque = deque(maxlen=HISTORY)  # REST_SHAPES weights of the last tracked frames
         self.fitted: Rig | None = None
+        self.prepared = None  # prepare(fitted)
+        self._prepare = prepare
         self.error: str | None = None
         self._thread: threading.Thread | None = None
         self._taken = False
+        self.taken_at: int | None = None  # the frame index the tracker swapped to the fitted rig at
+        self._counts: dict[str, int] | None = None  # rest frames per view the solve used
 
     @property
     def busy(self) -> bool:
@@ -168,17 +175,36 @@ class IdentityAdapter:
                 self._solve()
         return True
 
-    def take(self) -> Rig | None:
-        """The fitted rig, once (None before it is ready and after it was taken)."""
+    def take(self, index: int | None = None) -> Rig | None:
+        """The fitted rig, once (None before it is ready and after it was taken); ``index``: the frame
+        it is taken at, for :meth:`summary`."""
         if self.fitted is None or self._taken or self.busy:
             return None
-        self._taken = True
+        self._taken, self.taken_at = True, index
         return self.fitted
+
+    def summary(self) -> dict:
+        """What it has done so far, JSON-ready: ``state`` ("collecting", "solving", "fitted", "failed"),
+        ``views`` (rest frames kept in each neutral view, of ``per_view``), ``missing`` (the views still
+        short), ``error``, ``taken_at`` (frame index of the swap) and the fitted neutral's
+        ``neutral_residual_mm_median``."""
+        counts = self._counts or {k: len(v) for k, v in self.kept.items()}
+        state = ("failed" if self.error is not None else "fitted" if self.fitted is not None
+                 else "solving" if self.busy else "collecting")  # fmt: skip
+        out = {"state": state, "views": counts, "per_view": self.per_view, "error": self.error,
+               "taken_at": self.taken_at}  # fmt: skip
+        out["missing"] = [] if state != "collecting" else [k for k, n in counts.items() if n < self.per_view]
+        if self.fitted is not None:
+            out["neutral_residual_mm_median"] = self.fitted.meta["online_identity"][
+                "neutral_residual_mm_median"
+            ]
+        return out
 
     def _solve(self) -> None:
         from .calibrator import CalibrationError, Calibrator
 
         cal = Calibrator(self.intrinsics, camera=self.camera, rig=self.rig, fps=1.0)
+        self._counts = {k: len(v) for k, v in self.kept.items()}
         for name, frames in self.kept.items():
             cal.steps[name].frames = frames if len(frames) >= self.per_view else []
         try:
@@ -198,4 +224,10 @@ class IdentityAdapter:
         # and the generic rig's tracking settings suited it better (with an earlier frame selection, an
         # unseen identity on the real takes: 0.064 with them, 0.067 with an actor's light L1 and every row)
         meta = {k: v for k, v in actor.meta.items() if k != "calibration"} | {"online_identity": online}
-        self.fitted = replace(actor, name=f"{self.rig.name}+online", meta=meta)
+        fitted = replace(actor, name=f"{self.rig.name}+online", meta=meta)
+        try:
+            self.prepared = None if self._prepare is None else self._prepare(fitted)
+        except Exception as e:  # noqa: BLE001 - as above
+            self.error = f"{type(e).__name__}: {e}"
+            return
+        self.fitted = fitted  # last: take() hands out the rig and what was prepared for it together

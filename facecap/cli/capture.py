@@ -11,7 +11,7 @@ import sys
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import format_table, run_demo
-    from .outputs import format_outputs, landmarker_from_args, outputs_from_args
+    from .outputs import format_identity, format_outputs, landmarker_from_args, outputs_from_args
 
     # --vmc/--osc/--facecap/--livelink/--record/--retarget: every tracked frame also goes to Outputs
     with outputs_from_args(args, fps=30.0, meta={"source": "facecap demo", "seed": args.seed}) as outputs:
@@ -20,7 +20,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             res = run_demo(frames=args.frames, out=args.out, camera=args.camera, distance=args.distance,
                            seed=args.seed, max_angle_deg=args.max_angle, progress=None if args.json else True,
                            keep_recording=args.keep_recording, landmarker=landmarker, take=args.take,
-                           identity=args.identity, actor=args.actor,
+                           identity=args.identity, actor=args.actor, adapt_identity=args.adapt_identity,
                            sinks=outputs if (outputs.sinks or outputs.record) else None)  # fmt: skip
         finally:
             if landmarker is not None:
@@ -30,6 +30,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(json.dumps(res | ({"streams": st} if st["frames"] else {}), indent=2))
     else:
         print(format_table(res))
+        if res.get("identity_adaptation"):
+            print(format_identity(res["identity_adaptation"]))
         if args.out:
             print(f"results in {args.out}/ (results.json, tracked.png)")
         if st["frames"]:
@@ -85,10 +87,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_track(args: argparse.Namespace) -> int:
     from ..track import track_file
     from .files import refuse_overwrite
+    from .outputs import format_identity
 
     refuse_overwrite(args.out, args)
     n = track_file(args.file, args.out, rig=args.rig, fmt=args.format, progress=True,
-                   model=None if args.landmarks in (None, "auto") else args.landmarks)  # fmt: skip
+                   model=None if args.landmarks in (None, "auto") else args.landmarks,
+                   adapt_identity=args.adapt_identity)  # fmt: skip
     if n["interrupted"]:  # the rows tracked so far are in the file
         print("interrupted", file=sys.stderr)
         return 130
@@ -97,6 +101,8 @@ def cmd_track(args: argparse.Namespace) -> int:
         print(f"dropped {n['dropped']} depth frames without a colour frame to align to")
     if n.get("truncated"):
         print(f"the video ends early: {n['truncated']} frames its header announced could not be decoded")
+    if n.get("identity"):
+        print(format_identity(n["identity"]))
     return 0
 
 
@@ -133,6 +139,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def refuse_adapt_without_depth(args: argparse.Namespace, source) -> None:
+    """``--adapt-identity`` on a colour-only source (a video, a webcam): a clear error, not a silent no-op."""
+    if getattr(args, "adapt_identity", False):
+        raise ValueError(f"--adapt-identity fits the face to depth images; {source} is colour only")
+
+
 LIVE_LANDMARK_MAX_AGE_S = 0.05
 """Live: a frame whose own landmarks are late uses landmarks of a frame up to this much older [s]."""
 
@@ -156,7 +168,11 @@ def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, m
         if start is not None:
             start()
         device = getattr(source, "device_name", None) or camera.get("device") or ""
-        tracker = Tracker(rig=rig, config=TrackerConfig.for_camera(device))
+        # a recording played as fast as it goes swaps to the fitted identity at a set frame; paced, it
+        # runs as live does (the solve on a worker thread)
+        config = TrackerConfig.for_camera(device, adapt_identity=args.adapt_identity,
+                                          adapt_inline=verb == "played" and not realtime)  # fmt: skip
+        tracker = Tracker(rig=rig, config=config)
         live = verb != "played"  # a camera: capture never waits for MediaPipe
         res = run(source, tracker, outputs, landmarker=landmarker, realtime=realtime,
                   landmark_max_age_s=LIVE_LANDMARK_MAX_AGE_S if live else None,
@@ -200,6 +216,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     if args.webcam is not None:  # colour only: MediaPipe's landmarks are all the tracker has
         from ..video import VideoSource
 
+        refuse_adapt_without_depth(args, f"webcam {args.webcam}")
+
         src = VideoSource(args.webcam, fov_deg=args.fov, wall_clock=True)
         args.landmarks = args.landmarks or "auto"
         camera = {"kind": "webcam", "index": args.webcam, "fov_deg": args.fov,
@@ -229,6 +247,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from ..video import VideoSource, is_video
 
     if is_video(args.file):  # colour only: tracked from MediaPipe's landmarks
+        refuse_adapt_without_depth(args, args.file)
         src = VideoSource(args.file, fov_deg=args.fov)
         args.landmarks = args.landmarks or "auto"
         camera = {"kind": "video", "fov_deg": args.fov, "fps": src.fps,

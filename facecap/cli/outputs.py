@@ -109,8 +109,28 @@ def format_summary(res: dict, verb: str = "tracked") -> str:
         lines.append(f"landmarks: not used ({res['landmarks_note']})")
     elif res.get("landmark_frames"):
         lines.append(f"landmarks: MediaPipe found the face in {res['landmark_frames']} frames")
+    if res.get("identity"):
+        lines.append(format_identity(res["identity"]))
     out = format_outputs(res)
     return "\n".join(lines + ([out] if out else []))
+
+
+def format_identity(ident: dict) -> str:
+    """One line on the online identity refinement (``--adapt-identity``) of a run."""
+    st = ident["state"]
+    if st == "fitted":
+        at = "" if ident.get("taken_at") is None else f" from frame {ident['taken_at']} on"
+        return (f"identity: fitted to the performer, tracked with it{at} (neutral residual "
+                f"{ident['neutral_residual_mm_median']:.2f} mm median)")  # fmt: skip
+    if st == "failed":
+        return f"identity: the fit failed ({ident['error']}); tracked with the generic rig"
+    if st == "solving":
+        return "identity: the fit was still running when the input ended; tracked with the generic rig"
+    have = ", ".join(f"{k} {n}/{ident['per_view']}" for k, n in ident["views"].items())
+    return (
+        "identity: not fitted, too few rest frames in the head turns (" + have + "); hold a relaxed "
+        "face facing the camera and turned about 25 deg left or right and 15 deg up or down"
+    )
 
 
 def format_outputs(stats: dict) -> str:

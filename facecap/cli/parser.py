@@ -24,6 +24,18 @@ Run `facecap COMMAND --help` for each command's options.
 """
 
 
+def add_adapt_identity(parser: argparse.ArgumentParser) -> None:
+    """``--adapt-identity``: the tracker's online identity refinement (``TrackerConfig.adapt_identity``)."""
+    parser.add_argument(
+        "--adapt-identity",
+        action="store_true",
+        help="fit the built-in rig to the performer's face while tracking, without a calibration: once "
+        "it has seen a relaxed face facing the camera and turned (about 25 deg left or right, 15 deg up or "
+        "down; 6 frames each), tracking goes on with the fitted face (unseen faces: weight error about "
+        "1.3x lower). Needs depth; not with a calibrated --actor",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="facecap",
@@ -94,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="print the results as JSON (no progress line)")
     add_output_arguments(demo)
+    add_adapt_identity(demo)
     demo.set_defaults(func=capture.cmd_demo)
 
     track = sub.add_parser(
@@ -121,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="rig",
         help="tracking rig or calibrated actor (facecap calibrate) (.npz, .glb); default: built-in",
     )
+    add_adapt_identity(track)
     track.set_defaults(func=capture.cmd_track)
 
     cal = sub.add_parser(
@@ -304,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--max-frames", type=int, help="stop after this many frames (default: until Ctrl-C)")
     live.add_argument("--json", action="store_true", help="print the summary as JSON (no status line)")
     add_output_arguments(live)
+    add_adapt_identity(live)
     live.set_defaults(func=capture.cmd_live)
 
     play = sub.add_parser(
@@ -337,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--max-frames", type=int, help="stop after this many frames")
     play.add_argument("--json", action="store_true", help="print the summary as JSON (no status line)")
     add_output_arguments(play)
+    add_adapt_identity(play)
     play.set_defaults(func=capture.cmd_play)
     dev = sub.add_parser(
         "devices", help="list connected RealSense cameras (name, serial, firmware, USB type)",
