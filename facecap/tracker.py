@@ -68,6 +68,12 @@ own bias: on 2 unseen performers (7 real takes x 150 frames each, D415) the acto
 -> 0.0965 -> 0.0921. The lids keep a little weight for real lids, which depth sees worse than these
 renders."""
 
+SWAP_BLEND_S = 0.5
+"""When the identity adapter's fitted rig comes in, its neutral is blended in from the one before, over
+this long [s] (its deltas are used at once), so that the weights move to their new values over several
+frames. On 4 unseen identities at rest (D415): the largest per-frame weight change in the 15 frames after
+the swap 0.71-0.96 -> 0.52-0.75 (eyeWide and eyeLookIn, read near 1 by the generic rig, going to 0); the
+generic rig's own largest per-frame changes over the 30 frames before the swap were already 0.37-0.96."""
 IRIS_SHIFT_TAU_S = 0.15
 """Time constant (seconds) of the exponential smoothing of the iris refinement's shift
 (``TrackerConfig.refine_iris``): about 5 frames at 30 fps. What the image adds to MediaPipe's iris
@@ -281,6 +287,7 @@ class Tracker:
         )
         self._use_rig(self.rig)
         self.adapter = None  # the online identity refinement (TrackerConfig.adapt_identity), from a frame on
+        self._blend = None  # (t0, b0, lmk p0 before, mask model and lmk p0 after) while a neutral blends in
         self.reset()
 
     def _use_rig(self, rig: Rig, setup: dict | None = None) -> None:
@@ -309,6 +316,16 @@ class Tracker:
             "_rgb_weight": _selection(RGB_LANDMARKS),  # colour only: lids, lips and nose
             "_gaze": gaze,
         }
+
+    def _blend_step(self, timestamp: float) -> None:
+        """The mask model of this frame while a new neutral is blended in (``SWAP_BLEND_S``)."""
+        t0, b0, p0, model, lmk_p0 = self._blend
+        a = (timestamp - t0) / SWAP_BLEND_S
+        if not 0.0 <= a < 1.0:  # done (or the clock went back: no blend to follow)
+            self.model, self._lmk_p0, self._blend = model, lmk_p0, None
+            return
+        self.model = replace(model, b0=b0 + a * (model.b0 - b0))
+        self._lmk_p0 = p0 + a * (lmk_p0 - p0)
 
     def reset(self) -> None:
         """Forget the face: the next frame is acquired from scratch (an identity adapter keeps what it has
@@ -365,8 +382,12 @@ class Tracker:
             )
         depth = frame.depth
         if self.adapter is not None and (fitted := self.adapter.take(frame.index)) is not None:
-            # the identity fitted to this face: same pose and weights, its neutral
+            # the identity fitted to this face: same pose and weights, its neutral blended in
+            b0, p0 = self.model.b0, self._lmk_p0
             self._use_rig(fitted, self.adapter.prepared)
+            self._blend = (frame.timestamp, b0, p0, self.model, self._lmk_p0)
+        if self._blend is not None:
+            self._blend_step(frame.timestamp)
         lmk = self._prepare_landmarks(landmarks, confidences, rgb=depth is None)
         t0 = time.perf_counter()
         res = None

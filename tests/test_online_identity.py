@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ from facecap.calibration.online import REST_SHAPES, IdentityAdapter
 from facecap.formats import load_rig
 from facecap.metrics import neutral_error_mm
 from facecap.synth import SyntheticActor, head_motion, random_identity
-from facecap.tracker import is_actor
+from facecap.tracker import SWAP_BLEND_S, is_actor
 
 
 @pytest.fixture(scope="module")
@@ -126,9 +128,18 @@ def test_tracker_swaps_to_the_fitted_rig_on_its_worker_thread(rig):
         n += 1
     ad._thread.join(60)
     assert ad.fitted is not None and tr.rig is rig
+    before = tr.model.b0
     st = tr.track(frames[n])
     assert tr.rig is ad.fitted and st.tracked and "online_identity" in tr.rig.meta
-    np.testing.assert_allclose(tr.model.b0, tr.rig.neutral[tr.model.index], atol=1e-6)  # rebuilt on it
+    # the mask model is rebuilt on it, its neutral blended in over SWAP_BLEND_S from the one tracked before
+    after = tr.rig.neutral[tr.model.index]
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(tr.model.b0, before, atol=1e-9)
+    t0 = frames[n].timestamp
+    for a in (0.5, 1.0):
+        assert tr.track(replace(frames[n + 1], timestamp=t0 + a * SWAP_BLEND_S)).tracked
+        np.testing.assert_allclose(tr.model.b0, before + a * (after - before), atol=1e-9)
+    assert tr._blend is None
     assert tr.adapter.summary()["state"] == "fitted" and tr.adapter.summary()["taken_at"] == frames[n].index
     # a calibrated actor is never adapted: asking for it is an error, not silently ignored
     actor = type(rig)(**{**rig.__dict__, "meta": {**rig.meta, "calibration": {}}})
