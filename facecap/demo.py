@@ -9,6 +9,7 @@ an unseen person (:func:`facecap.synth.random_identity`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def run_demo(
     identity: int | None = None,
     actor=None,
     adapt_identity: bool = False,
+    smoothing=None,
 ) -> dict:
     """Synthesize, record, play back, track and score a take: the synthetic actor, then the capture loop
     (:func:`facecap.pipeline.run`), then :func:`facecap.metrics.score`.
@@ -63,6 +65,8 @@ def run_demo(
     actor : a Rig or rig file (e.g. from ``facecap calibrate``) to track with instead of the built-in rig
     adapt_identity : fit the rig's neutral to the face while tracking (``TrackerConfig.adapt_identity``);
         the summary's ``identity`` says whether and when it did
+    smoothing : a ``facecap.smoothing.OneEuro`` to filter the weights over time (``TrackerConfig.smoothing``);
+        the score is of the filtered weights
 
     Returns
     -------
@@ -113,7 +117,8 @@ def run_demo(
             if bar:
                 bar.close()
             tracking_rig = rig if actor is None else actor if isinstance(actor, Rig) else load_rig(actor)
-            config = TrackerConfig.for_camera(camera, adapt_identity=adapt_identity, adapt_inline=True)
+            config = TrackerConfig.for_camera(camera, adapt_identity=adapt_identity, adapt_inline=True,
+                                              smoothing=smoothing)  # fmt: skip
             tracker = Tracker(rig=tracking_rig, config=config)
             status = reporter(frames, "tracking") if reporter else None
             summary = run(read_recording(rec_path), tracker, outputs, landmarker=landmarker,
@@ -140,6 +145,7 @@ def run_demo(
         "performance": str(take) if take is not None else "procedural",
         "identity": identity,
         "identity_adaptation": summary["identity"],
+        "smoothing": None if smoothing is None else dataclasses.asdict(smoothing),
     }
     if out is not None:
         (out / "results.json").write_text(json.dumps(res, indent=2))

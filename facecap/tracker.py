@@ -35,6 +35,7 @@ from .gaze import GazeSolver, refine_iris
 from .landmark_confidence import TemporalConfidence
 from .landmarks import EYE_CONTOURS, RGB_LANDMARKS
 from .rig import Rig
+from .smoothing import OneEuro, WeightFilter
 from .state import FaceState
 
 # Depth noise the fit assumes at 1 m, per camera: 1.4 x the RMS of a D4xx at 640x480
@@ -144,6 +145,9 @@ class TrackerConfig:
         the views (that call takes the solve's 1-2 s longer) instead of on a worker thread: the swap then
         comes at the same frame on every machine, as offline runs want (``facecap track``, ``play``
         without ``--realtime``, ``demo``). Live capture keeps the worker thread, so no frame waits.
+    smoothing : a :class:`facecap.smoothing.OneEuro` to filter the reported weights (and the gaze made
+        from them) over time, or None (default: the fit's own estimate). The fit goes on from its
+        unfiltered estimate. See ``bench/bench_smoothing.py`` for what it gains and the lag it costs.
     """
 
     fit: FitParams = field(default_factory=FitParams)
@@ -161,6 +165,7 @@ class TrackerConfig:
     refine_iris: bool = True
     adapt_identity: bool = False
     adapt_inline: bool = False
+    smoothing: OneEuro | None = None
 
     @classmethod
     def for_camera(cls, camera: str, **kw) -> TrackerConfig:
@@ -338,6 +343,7 @@ class Tracker:
         self._gaze_prev: dict = {}  # side -> (h, v) of the last open-eye gaze
         self._iris_shift: tuple | None = None  # (timestamp, (10, 2) smoothed refinement of the iris)
         self._steadiness = TemporalConfidence()  # colour-only frames' per-landmark confidence
+        self._smoother = WeightFilter(self.config.smoothing) if self.config.smoothing is not None else None
 
     @staticmethod
     def _landmark_weights(weights, actor: bool = False) -> np.ndarray:
@@ -405,6 +411,8 @@ class Tracker:
         self.last_fit_ms = (time.perf_counter() - t0) * 1000
         if res is None:
             self.tracked = False
+            if self._smoother is not None:
+                self._smoother.reset()  # a face that comes back starts afresh
             return FaceState(timestamp=frame.timestamp, index=frame.index, tracked=False)
         self.R, self.t, self.w, self.tracked = res.rotation, res.translation, res.weights, True
         out = self.w
@@ -418,6 +426,8 @@ class Tracker:
                 uv, self.R, self.t, self.w, (intr.fx, intr.fy, intr.cx, intr.cy), previous=self._gaze_prev
             )
             self._gaze_prev.update(solved)
+        if self._smoother is not None:  # what is reported, never what the next frame fits from
+            out = self._smoother(out, frame.timestamp)
         w = out.astype(np.float32)
         state = FaceState(
             timestamp=frame.timestamp,

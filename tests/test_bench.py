@@ -136,3 +136,14 @@ def test_online_identity_benchmark_runs():
     assert rest["adapted"]["neutral_mm"] < 0.6 * rest["generic"]["neutral_mm"]
     assert set(res["takes"]) == {"identity21", "ict"}
     assert all(0 < res["takes"][k][r]["mae50"] < 0.3 for k in res["takes"] for r in ("generic", "adapted"))
+
+
+def test_smoothing_benchmark_runs():
+    """The smoothing bench (short takes): the smoothed weights of the same run jitter less than the raw."""
+    res = _bench("bench_smoothing.py", "--frames", "20")
+    assert res["rest"]["smoothed"]["mean_change"] < res["rest"]["raw"]["mean_change"]
+    for face in ("ict_head", "unseen_identity_1"):
+        r = res["takes"][face]
+        assert r["smoothed"]["jitter"]["mean_change"] < r["raw"]["jitter"]["mean_change"]
+        assert 0 < r["smoothed"]["mae"] < 0.3
+    assert res["steps"]["smoothed"]["rise"]["median"] <= 8

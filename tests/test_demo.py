@@ -148,3 +148,30 @@ def test_adapt_identity_refuses_an_actor_and_colour_only_input(tmp_path, capsys)
     assert "colour-only" in capsys.readouterr().err and not out.exists()
     assert main(["play", str(tmp_path / "clip.mp4"), "--adapt-identity"]) == 2
     assert "colour only" in capsys.readouterr().err
+
+
+def test_smooth_flag_filters_the_weights_and_says_so(tmp_path, capsys):
+    from facecap.formats import load_rig
+    from facecap.realsense import write_recording
+    from facecap.synth import SyntheticActor, procedural_performance
+
+    rig = load_rig()
+    actor = SyntheticActor(rig, camera="d415", seed=4)
+    W = procedural_performance(20, fps=30, seed=4)
+    R0, t0 = actor.frontal_pose
+    poses = np.repeat(R0[None], 20, 0), np.repeat(t0[None], 20, 0)
+    rec = tmp_path / "t.db3"
+    write_recording(rec, (f for f, _ in actor.frames(W, *poses)), fps=30)
+    rows = {}
+    for flag in ([], ["--smooth"]):
+        out = tmp_path / f"w{len(flag)}.jsonl"
+        assert main(["track", str(rec), "--out", str(out), *flag]) == 0
+        header, *lines = [json.loads(x) for x in out.read_text().splitlines()]
+        rows[bool(flag)] = np.array([ln["weights"] for ln in lines])
+        assert ("smoothing" in header["meta"]) == bool(flag)
+    assert header["meta"]["smoothing"]["beta"] > 0
+    steps = {k: np.abs(np.diff(v, axis=0)).mean() for k, v in rows.items()}
+    assert steps[True] < steps[False]  # the smoothed weights move less from frame to frame
+    capsys.readouterr()
+    assert main(["demo", "--frames", "12", "--smooth", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["smoothing"]["min_cutoff_hz"] > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import sys
@@ -21,6 +22,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                            seed=args.seed, max_angle_deg=args.max_angle, progress=None if args.json else True,
                            keep_recording=args.keep_recording, landmarker=landmarker, take=args.take,
                            identity=args.identity, actor=args.actor, adapt_identity=args.adapt_identity,
+                           smoothing=smoothing_from_args(args),
                            sinks=outputs if (outputs.sinks or outputs.record) else None)  # fmt: skip
         finally:
             if landmarker is not None:
@@ -92,7 +94,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     refuse_overwrite(args.out, args)
     n = track_file(args.file, args.out, rig=args.rig, fmt=args.format, progress=True,
                    model=None if args.landmarks in (None, "auto") else args.landmarks,
-                   adapt_identity=args.adapt_identity)  # fmt: skip
+                   adapt_identity=args.adapt_identity, smoothing=smoothing_from_args(args))  # fmt: skip
     if n["interrupted"]:  # the rows tracked so far are in the file
         print("interrupted", file=sys.stderr)
         return 130
@@ -139,6 +141,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def smoothing_from_args(args: argparse.Namespace):
+    """A ``facecap.smoothing.OneEuro`` (its defaults) for ``--smooth``, else None."""
+    from ..smoothing import OneEuro
+
+    return OneEuro() if getattr(args, "smooth", False) else None
+
+
 def refuse_adapt_without_depth(args: argparse.Namespace, source) -> None:
     """``--adapt-identity`` on a colour-only source (a video, a webcam): a clear error, not a silent no-op."""
     if getattr(args, "adapt_identity", False):
@@ -161,6 +170,9 @@ def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, m
 
     rig = load_rig(args.rig)
     rig_name = str(Path(args.rig).resolve()) if args.rig else rig.name
+    smoothing = smoothing_from_args(args)
+    if smoothing is not None:  # the take says its weights were filtered, and how
+        meta = meta | {"smoothing": dataclasses.asdict(smoothing)}
     outputs = outputs_from_args(args, fps=fps, rig_name=rig_name, camera=camera, meta=meta)
     landmarker = None
     try:
@@ -170,7 +182,7 @@ def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, m
         device = getattr(source, "device_name", None) or camera.get("device") or ""
         # a recording played as fast as it goes swaps to the fitted identity at a set frame; paced, it
         # runs as live does (the solve on a worker thread)
-        config = TrackerConfig.for_camera(device, adapt_identity=args.adapt_identity,
+        config = TrackerConfig.for_camera(device, adapt_identity=args.adapt_identity, smoothing=smoothing,
                                           adapt_inline=verb == "played" and not realtime)  # fmt: skip
         tracker = Tracker(rig=rig, config=config)
         live = verb != "played"  # a camera: capture never waits for MediaPipe
