@@ -173,8 +173,9 @@ class Calibrator:
         return verdict(True, "ok", yp)
 
     def clear(self, step_name: str) -> None:
-        """Forget the frames of one step (to capture it again)."""
+        """Forget the frames of one step (to capture it again); its next frame is acquired afresh."""
         self.steps[self.protocol[step_name].name] = _StepData()
+        self._tracker_step = None  # the head may have moved far since: no warm start from before
 
     def missing(self) -> list[str]:
         """Steps without enough accepted frames, in protocol order."""

@@ -54,17 +54,25 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             head = "" if (yaw, pitch) == (0, 0) else f"  [head yaw {yaw:+d}, pitch {pitch:+d} deg]"
             print(f"{i:3d}. {s.name:16s} {s.hold_s:.1f} s  {s.prompt}{head}")
         return 0
-    if not args.recording or not args.out:
+    if not args.out:
         raise SystemExit(
-            "calibrate needs --from RECORDING and --out ACTOR.npz (live calibration with prompts is not "
-            "built yet: record the protocol with the RealSense Viewer, following `facecap calibrate --steps`)"
+            "calibrate needs --out ACTOR.npz (and --from RECORDING for a recording; live without)"
         )
     if not str(args.out).endswith(".npz"):
         raise SystemExit(f"--out must end in .npz (an actor profile in the rig format), got {args.out}")
     refuse_overwrite(args.out, args)
     try:
-        actor, cal = calibrate_recording(args.recording, protocol=protocol, camera=args.camera,
-                                         transition_s=args.transition, progress=True)  # fmt: skip
+        if args.recording:
+            actor, cal = calibrate_recording(args.recording, protocol=protocol, camera=args.camera,
+                                             transition_s=args.transition, progress=True)  # fmt: skip
+        else:
+            session = calibrate_live(args, protocol)
+            if session.calibrator is None:
+                print("calibration stopped before the first frame: nothing captured", file=sys.stderr)
+                return 130 if session.interrupted else 1
+            if session.missing():
+                print("not captured: " + ", ".join(session.missing()), file=sys.stderr)
+            actor = session.calibrator.solve()
     except CalibrationError as e:
         print(f"calibration failed: {e}", file=sys.stderr)
         return 1
@@ -84,6 +92,48 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if meta["missing"]:
         print("redo these steps for a full calibration: " + ", ".join(meta["missing"]))
     return 0
+
+
+def calibrate_live(args: argparse.Namespace, protocol):
+    """The live calibration session on a RealSense camera, with prompts on the terminal."""
+    from ..calibration.session import CalibrationSession
+    from ..realsense import LiveSource
+
+    if args.retries < 0 or args.countdown < 0:
+        raise ValueError("--retries and --countdown must be >= 0")
+    src = LiveSource(640, 480, args.fps, serial=args.serial)
+    session = CalibrationSession(args.camera or "d435", protocol=protocol, fps=args.fps,
+                                 countdown_s=args.countdown, retries=args.retries,
+                                 listener=SessionPrinter())  # fmt: skip
+    with src:  # started here, stopped on the way out (Ctrl-C too)
+        session.camera = args.camera or src.device_name or "d435"
+        print(f"calibrating on {src.device_name}: {len(protocol)} steps; Ctrl-C stops and keeps what was "
+              "captured", file=sys.stderr)  # fmt: skip
+        session.run(src)
+    return session
+
+
+class SessionPrinter:
+    """Prompts, countdowns and each step's result on the terminal (stderr) for a live calibration."""
+
+    def __call__(self, e) -> None:
+        if e.kind == "prompt":
+            yaw, pitch = (round(math.degrees(a)) for a in e.step.head)
+            head = "" if (yaw, pitch) == (0, 0) else f"  [head yaw {yaw:+d}, pitch {pitch:+d} deg]"
+            again = f" (again, attempt {e.attempt})" if e.attempt > 1 else ""
+            print(f"\n[{e.number}/{e.total}] {e.step.prompt}{head}{again}", file=sys.stderr)
+        elif e.kind == "countdown":
+            print(f"  {e.seconds_left}...", file=sys.stderr)
+        elif e.kind == "hold":
+            fb = e.feedback
+            why = "" if fb.accepted else f"  ({fb.reason})"
+            print(
+                f"\r  hold: {fb.accepted_frames}/{fb.needed} frames{why}".ljust(72), end="", file=sys.stderr
+            )
+        elif e.kind == "retry":
+            print(f"\n  not held ({e.reason}): once more", file=sys.stderr)
+        elif e.kind == "step":
+            print("\n  ok" if e.ok else f"\n  skipped ({e.reason}): redo it later", file=sys.stderr)
 
 
 def cmd_track(args: argparse.Namespace) -> int:

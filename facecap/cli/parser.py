@@ -145,14 +145,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     cal = sub.add_parser(
         "calibrate",
-        help="fit the rig to a performer from a recording of the calibration protocol",
+        help="fit the rig to a performer: live, prompted at the camera, or from a recording of the protocol",
         description="Calibrate an actor: the performer holds the protocol's poses in order (neutral facing "
-        "the camera, turned left/right/up/down, then expressions), each reached over --transition seconds "
-        "and held for its hold time (`facecap calibrate --steps` lists them). The neutral views are fused "
-        "and the rig's face is fitted to them by nonrigid ICP; the expressions are carried onto the new "
-        "face, then corrected toward each held expression's fused scan (how far this performer's jaw, "
-        "smile or brows travel). The result is a rig file: pass it as --actor to track, live, play or demo.",
+        "the camera, turned left/right/up/down, then expressions; `facecap calibrate --steps` lists them). "
+        "Live (no --from): each step is prompted, counted down (--countdown) and held until enough good "
+        "frames came; a pose not held is asked again (--retries), then left for later while the rest goes "
+        "on; Ctrl-C stops and keeps the steps already captured. From a recording (--from): each step reached "
+        "over --transition seconds and held for its hold time. The neutral views are fused and the rig's "
+        "face is fitted to them by nonrigid ICP; the expressions are carried onto the new face, then "
+        "corrected toward each held expression's fused scan (how far this performer's jaw, smile or brows "
+        "travel). The result is a rig file: pass it as --actor to track, live, play or demo.",
         epilog="examples:\n  facecap calibrate --steps\n"
+        "  facecap calibrate --out actor.npz                (live, the first RealSense camera)\n"
         "  facecap calibrate --from protocol.db3 --out actor.npz\n"
         "  facecap play take.db3 --actor actor.npz --vmc 127.0.0.1:39539",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -161,8 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--out", help="actor profile to write (.npz)")
     cal.add_argument("--force", action="store_true", help="replace OUT if it exists")
     cal.add_argument("--protocol", help="protocol file (JSON); default: the built-in protocol v1")
-    cal.add_argument("--camera", help="RealSense model for the depth noise (default: from the recording)")
-    cal.add_argument("--transition", type=float, default=0.6, help="seconds between steps (default 0.6)")
+    cal.add_argument(
+        "--camera", help="RealSense model for the depth noise (default: the camera's or recording's)"
+    )
+    cal.add_argument("--transition", type=float, default=0.6,
+                     help="with --from: seconds between steps (default 0.6)")  # fmt: skip
+    cal.add_argument("--serial", help="live: serial number of the camera (default: the first one found)")
+    cal.add_argument(
+        "--fps", type=int, default=30, choices=[15, 30, 60, 90], help="live: frame rate (default 30)"
+    )
+    cal.add_argument("--countdown", type=float, default=3.0,
+                     help="live: seconds to get into each pose before its hold (default 3)")  # fmt: skip
+    cal.add_argument("--retries", type=int, default=2,
+                     help="live: times a pose not held is asked again, then left (default 2)")  # fmt: skip
     cal.add_argument("--steps", action="store_true", help="list the protocol's steps and exit")
     cal.set_defaults(func=capture.cmd_calibrate)
 
