@@ -411,6 +411,10 @@ def test_calibrate_command_errors_are_clear(tmp_path, run_cli):
     assert r.returncode != 0 and "--out ACTOR.npz" in r.stderr
     r = run_cli("calibrate", "--out", str(tmp_path / "a.npz"), "--retries", "-1")  # live: checked first
     assert r.returncode != 0 and "--retries" in r.stderr
+    r = run_cli("calibrate", "--from", "x.db3", "--record", "y.db3", "--out", str(tmp_path / "a.npz"))
+    assert r.returncode != 0 and "--record records a live calibration" in r.stderr
+    r = run_cli("calibrate", "--out", str(tmp_path / "a.npz"), "--record", str(tmp_path / "c.bag"))
+    assert r.returncode != 0 and "--record must end in .db3" in r.stderr
     r = run_cli("calibrate", "--from", str(tmp_path / "nope.db3"), "--out", str(tmp_path / "a.npz"))
     assert r.returncode != 0 and "nope.db3" in r.stderr
     r = run_cli("calibrate", "--from", "x.db3", "--out", str(tmp_path / "a.json"))

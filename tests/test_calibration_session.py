@@ -126,3 +126,50 @@ def test_live_calibration_without_a_camera_is_a_clear_error(tmp_path, capsys):
 
     assert main(["calibrate", "--out", str(tmp_path / "a.npz"), "--countdown", "1"]) != 0
     assert "no RealSense camera connected" in capsys.readouterr().err and not (tmp_path / "a.npz").exists()
+
+
+def test_a_recorded_session_calibrates_again_from_its_marks(rig, tmp_path):
+    """The live session's frames recorded to a real .db3 (pyrealsense2's writer) with the holds' marks
+    beside it: `--from` finds each step where it was held (a redone step's accepted attempt only), not by
+    the protocol's timing, and calibrates the same performer as closely."""
+    from pathlib import Path
+
+    from facecap.calibration.recording import calibrate_recording
+    from facecap.calibration.session import load_marks, marks_path, save_marks
+    from facecap.realsense.raw import RawRecorder
+
+    face = random_identity(rig, seed=43)
+    path = tmp_path / "calib.db3"
+    rec = RawRecorder(Path(path), 30, segment_s=float("inf"))
+    ses = CalibrationSession("d415", rig, SHORT, countdown_s=0.5, retries=1)
+    frames = (rec.put(f) or f for f in performer(face, ses, refuse={"neutral_right": 1}, seed=3))
+    live = ses.run(frames)
+    assert rec.close() > 300 and save_marks(ses, path) == marks_path(path)
+    assert [m["ok"] for m in ses.marks if m["step"] == "neutral_right"] == [False, True]
+    windows = load_marks(marks_path(path), SHORT)
+    assert [w[0] for w in windows] == list(SHORT.names) and all(a < b for _, a, b in windows)
+    actor, cal = calibrate_recording(path, protocol=SHORT, camera="d415")
+    assert cal.missing() == []
+    for name, data in cal.steps.items():  # the same holds found again: about as many good frames
+        assert len(data.frames) >= 0.8 * len(live.steps[name].frames), name
+    err = {
+        k: neutral_error_mm(r.neutral, face, rig)["median"] for k, r in (("generic", rig), ("actor", actor))
+    }
+    assert err["actor"] < 0.6 * err["generic"], err
+    # by the protocol's timing instead, the same recording is read in the wrong places (5 of 7 missed)
+    _, by_timing = calibrate_recording(path, protocol=SHORT, camera="d415", marks=False)
+    assert len(by_timing.missing()) >= 3
+
+
+def test_marks_files_are_checked(tmp_path):
+    from facecap.calibration.session import load_marks
+
+    p = tmp_path / "m.json"
+    p.write_text("{not json")
+    with pytest.raises(ValueError, match="not a facecap calibration marks file"):
+        load_marks(p, SHORT)
+    p.write_text('{"format": "facecap-calibration-steps", "protocol": "short", "protocol_version": 1, '
+                 '"steps": [{"step": "neutral", "start": 0, "end": 1, "ok": true}]}')  # fmt: skip
+    assert load_marks(p, SHORT) == [("neutral", 0.0, 1.0)]
+    with pytest.raises(ValueError, match="calibrating with facecap-calibration v1"):
+        load_marks(p, PROTOCOL)

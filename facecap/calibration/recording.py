@@ -1,4 +1,5 @@
-"""Calibrate from a recording of the protocol: steps found by the protocol's timing."""
+"""Calibrate from a recording of the protocol: steps found by the marks a live session wrote beside it
+(``facecap calibrate --record``), else by the protocol's timing."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def calibrate_recording(
     rig: Rig | None = None,
     transition_s: float = 0.6,
     progress=None,
+    marks: str | os.PathLike | bool | None = None,
 ) -> tuple[Rig, Calibrator]:
     """Calibrate from a RealSense recording (.bag/.db3) of a performer doing ``protocol`` in order, each
     step reached over ``transition_s`` seconds and held for its hold time.
@@ -37,6 +39,8 @@ def calibrate_recording(
     ----------
     camera : RealSense model for the depth noise (default: the recording's device name)
     progress : None, True (a status line) or a :class:`facecap.progress.Progress` factory
+    marks : the step marks of a live session (:func:`facecap.calibration.session.save_marks`): a path, None
+        (the file beside the recording when there is one) or False (the protocol's timing, ``transition_s``)
 
     Returns
     -------
@@ -49,10 +53,15 @@ def calibrate_recording(
     """
     from ..progress import StatusLine
     from ..realsense import read_recording, recording_info
+    from .session import load_marks, marks_path
 
     info = recording_info(path)
-    windows = step_windows(protocol, transition_s)
-    end = windows[-1][2]
+    if marks is None and marks_path(path).is_file():
+        marks = marks_path(path)
+    windows = load_marks(marks, protocol) if marks else step_windows(protocol, transition_s)
+    if not windows:
+        raise ValueError(f"{marks}: the live session captured no step")
+    end = max(b for _, _, b in windows)
     fps = float(info.get("fps") or 30.0)
     reporter = (StatusLine if progress is True else progress) or None
     bar = reporter(int(end * fps) + 1, "calibrating") if reporter else None
@@ -69,7 +78,7 @@ def calibrate_recording(
                 break
             if bar:
                 bar.update(1)
-            step = next((n for n, a, b in windows if a <= t <= b), None)
+            step = next((n for n, a, b in windows if a - 1e-3 <= t <= b + 1e-3), None)  # ms clocks
             if step is not None:
                 cal.add(step, frame)
     finally:

@@ -60,9 +60,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         )
     if not str(args.out).endswith(".npz"):
         raise SystemExit(f"--out must end in .npz (an actor profile in the rig format), got {args.out}")
+    if args.recording and args.record:
+        raise ValueError("--record records a live calibration; with --from the recording is already there")
     refuse_overwrite(args.out, args)
     try:
         if args.recording:
+            from ..calibration.session import marks_path
+
+            if marks_path(args.recording).is_file():
+                print(
+                    f"steps from the live session's marks ({marks_path(args.recording).name})",
+                    file=sys.stderr,
+                )
             actor, cal = calibrate_recording(args.recording, protocol=protocol, camera=args.camera,
                                              transition_s=args.transition, progress=True)  # fmt: skip
         else:
@@ -96,20 +105,41 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def calibrate_live(args: argparse.Namespace, protocol):
     """The live calibration session on a RealSense camera, with prompts on the terminal."""
-    from ..calibration.session import CalibrationSession
+    from ..calibration.session import CalibrationSession, save_marks
     from ..realsense import LiveSource
+    from .files import refuse_overwrite
 
     if args.retries < 0 or args.countdown < 0:
         raise ValueError("--retries and --countdown must be >= 0")
+    record = None
+    if args.record:
+        from pathlib import Path
+
+        from ..realsense.raw import RawRecorder
+
+        if not str(args.record).endswith(".db3"):
+            raise ValueError(f"--record must end in .db3 (a RealSense recording), got {args.record}")
+        refuse_overwrite(args.record, args)
+        record = RawRecorder(Path(args.record), args.fps, segment_s=float("inf"))
     src = LiveSource(640, 480, args.fps, serial=args.serial)
     session = CalibrationSession(args.camera or "d435", protocol=protocol, fps=args.fps,
                                  countdown_s=args.countdown, retries=args.retries,
                                  listener=SessionPrinter())  # fmt: skip
-    with src:  # started here, stopped on the way out (Ctrl-C too)
-        session.camera = args.camera or src.device_name or "d435"
-        print(f"calibrating on {src.device_name}: {len(protocol)} steps; Ctrl-C stops and keeps what was "
-              "captured", file=sys.stderr)  # fmt: skip
-        session.run(src)
+    frames = src if record is None else (record.put(f) or f for f in src)
+    try:
+        with src:  # started here, stopped on the way out (Ctrl-C too)
+            session.camera = args.camera or src.device_name or "d435"
+            print(f"calibrating on {src.device_name}: {len(protocol)} steps; Ctrl-C stops and keeps what "
+                  "was captured", file=sys.stderr)  # fmt: skip
+            session.run(frames)
+    finally:
+        if record is not None:
+            n = record.close()
+            if n:
+                marks = save_marks(session, args.record)
+                again = f"`facecap calibrate --from {args.record}` calibrates from them again"
+                print(f"recorded {n} frames to {args.record}, the steps' marks to {marks.name} ({again})",
+                      file=sys.stderr)  # fmt: skip
     return session
 
 

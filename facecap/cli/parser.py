@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "corrected toward each held expression's fused scan (how far this performer's jaw, smile or brows "
         "travel). The result is a rig file: pass it as --actor to track, live, play or demo.",
         epilog="examples:\n  facecap calibrate --steps\n"
-        "  facecap calibrate --out actor.npz                (live, the first RealSense camera)\n"
+        "  facecap calibrate --out actor.npz --record calib.db3   (live, the first RealSense camera)\n"
         "  facecap calibrate --from protocol.db3 --out actor.npz\n"
         "  facecap play take.db3 --actor actor.npz --vmc 127.0.0.1:39539",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="live: seconds to get into each pose before its hold (default 3)")  # fmt: skip
     cal.add_argument("--retries", type=int, default=2,
                      help="live: times a pose not held is asked again, then left (default 2)")  # fmt: skip
+    cal.add_argument("--record", metavar="FILE.db3",
+                     help="live: also record the session's frames, with the steps' marks beside them "
+                     "(FILE.db3.steps.json), for `--from FILE.db3` later")  # fmt: skip
     cal.add_argument("--steps", action="store_true", help="list the protocol's steps and exit")
     cal.set_defaults(func=capture.cmd_calibrate)
 
