@@ -41,6 +41,7 @@ def run_demo(
     actor=None,
     adapt_identity: bool = False,
     smoothing=None,
+    view=None,
 ) -> dict:
     """Synthesize, record, play back, track and score a take: the synthetic actor, then the capture loop
     (:func:`facecap.pipeline.run`), then :func:`facecap.metrics.score`.
@@ -67,6 +68,7 @@ def run_demo(
         the summary's ``identity`` says whether and when it did
     smoothing : a ``facecap.smoothing.OneEuro`` to filter the weights over time (``TrackerConfig.smoothing``);
         the score is of the filtered weights
+    view : a :class:`facecap.view.ViewServer` the tracked frames are shown on (``--view``)
 
     Returns
     -------
@@ -122,7 +124,7 @@ def run_demo(
             tracker = Tracker(rig=tracking_rig, config=config)
             status = reporter(frames, "tracking") if reporter else None
             summary = run(read_recording(rec_path), tracker, outputs, landmarker=landmarker,
-                          progress=status, max_frames=frames)  # fmt: skip
+                          progress=status, max_frames=frames, view=view)  # fmt: skip
         finally:
             outputs.close()
     if summary["interrupted"]:

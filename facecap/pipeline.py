@@ -300,6 +300,7 @@ def run(
     total: int | None = None,
     label: str = "tracking",
     max_frames: int | None = None,
+    view=None,
 ) -> dict:
     """The capture loop: track a stream of frames and send every result to ``outputs``.
 
@@ -337,6 +338,9 @@ def run(
         Expected frame count (progress bar length).
     max_frames : int, optional
         Stop after this many frames.
+    view : facecap.view.ViewServer, optional
+        The live view: each tracked frame and its state are handed to it (it draws them only for the
+        browsers that watch, on its own thread).
 
     Returns
     -------
@@ -406,6 +410,10 @@ def run(
                     n_stale += lm is not None and got.landmarks_from != got.index
                 state = tracker.track(item, landmarks=lm)
                 fit_ms.append(float(tracker.last_fit_ms))
+                if view is not None:
+                    if view.rig is not tracker.rig:  # an identity adapter swapped it
+                        view.set_rig(tracker.rig)
+                    view.show(item, state)
             if outputs is not None:
                 outputs.send(state)
             latency.append(time.perf_counter() - arrived)

@@ -147,3 +147,10 @@ def test_smoothing_benchmark_runs():
         assert r["smoothed"]["jitter"]["mean_change"] < r["raw"]["jitter"]["mean_change"]
         assert 0 < r["smoothed"]["mae"] < 0.3
     assert res["steps"]["smoothed"]["rise"]["median"] <= 8
+
+
+def test_view_benchmark_runs():
+    """The live view bench (short runs): a client watching the stream received pictures."""
+    res = _bench("bench_view.py", "--frames", "90", "--rounds", "1")
+    assert res["median"]["watched"]["pictures_per_s"] > 5 and res["median"]["none"]["pictures_per_s"] == 0
+    assert res["draw_and_encode_ms_median"] > 0 and res["fit_ratio_watched_vs_none"] > 0

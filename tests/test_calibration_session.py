@@ -90,9 +90,25 @@ def test_a_pose_not_held_is_redone_then_left_for_later(rig):
     assert ses.calibrator.missing() == ["neutral_up"]
 
 
+class _View:
+    """Stands in for facecap.view.ViewServer: what the session shows."""
+
+    def __init__(self):
+        self.shown = []
+
+    def show(self, frame, state, lines=()):
+        self.shown.append((frame.index, bool(state.tracked), lines))
+
+
 def test_ctrl_c_keeps_the_steps_already_captured(rig):
-    ses = CalibrationSession("d415", rig, SHORT, countdown_s=0.3)
+    view = _View()
+    ses = CalibrationSession("d415", rig, SHORT, countdown_s=0.3, view=view)
     cal = ses.run(performer(rig, ses, stop_after=60))
+    # every frame shown: the prompt, then the countdown (no fit yet), then the hold with the fitted face
+    assert [i for i, _, _ in view.shown] == list(range(60))
+    first = [x for x in view.shown if x[2][0].startswith("[1/7] Relax your face")]
+    assert first[0][2][1] == "get ready: 1" and not first[0][1]
+    assert any(lines[1].startswith("hold: ") and tracked for _, tracked, lines in first)
     assert ses.interrupted and ses.results and all(r["ok"] for r in ses.results.values())
     done = list(ses.results)
     assert done == list(SHORT.names[: len(done)]) and ses.missing() == list(SHORT.names[len(done) :])

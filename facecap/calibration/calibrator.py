@@ -27,6 +27,7 @@ from .._kernels import fuse_depth, vertex_normals
 from ..formats import load_rig
 from ..frames import Frame, Intrinsics
 from ..rig import Rig
+from ..state import FaceState
 from .nricp import nricp
 from .protocol import PROTOCOL, Protocol
 
@@ -124,6 +125,7 @@ class Calibrator:
         self._tracker = Tracker(self.rig, intrinsics, self._config)
         self._tracker_step: str | None = None
         self.steps: dict[str, _StepData] = {s.name: _StepData() for s in protocol}
+        self.last_state: FaceState | None = None  # the tracker's result for the last frame added
         self.fused = None  # after solve(): (points (P, 3), normals (P, 3), template vertex ids, triangles)
 
     # ------------------------------------------------------------------ capture
@@ -151,7 +153,7 @@ class Calibrator:
         if self._tracker_step != step.name:  # each step starts from a fresh acquisition
             self._tracker.reset()
             self._tracker_step = step.name
-        st = self._tracker.track(frame)
+        st = self.last_state = self._tracker.track(frame)
         if not st.tracked:
             return verdict(False, "no face found")
         yaw, pitch, _ = pose.head_euler(st.rotation)

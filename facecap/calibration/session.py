@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..frames import Frame
 from ..rig import Rig
+from ..state import FaceState
 from .calibrator import Calibrator, Feedback
 from .protocol import PROTOCOL, Protocol, Step
 
@@ -67,6 +68,8 @@ class CalibrationSession:
     extra_s : a hold goes on this long after it has enough frames (the margin that lets a recording of
         the session, its depth rounded to the camera's millimetres, find enough of them again)
     listener : callable taking an :class:`Event` (optional)
+    view : a :class:`facecap.view.ViewServer` (optional): every frame is shown on it with the step's prompt
+        and the countdown or the hold's progress, the fitted face on the frames of a hold
 
     Attributes
     ----------
@@ -90,6 +93,7 @@ class CalibrationSession:
         patience: float = 2.0,
         extra_s: float = 0.25,
         listener: Callable[[Event], None] | None = None,
+        view=None,
     ):
         if not (countdown_s >= 0 and patience >= 1 and retries >= 0 and fps > 0 and extra_s >= 0):
             raise ValueError(
@@ -101,6 +105,8 @@ class CalibrationSession:
         self.extra_s = float(extra_s)
         self._done_at: float | None = None  # when the hold had enough frames
         self.listener = listener or (lambda event: None)
+        self.view = view
+        self._status = ""  # the view's second line: the countdown or the hold's progress
         self.calibrator: Calibrator | None = None
         self.results: dict[str, dict] = {}
         self.marks: list[dict] = []
@@ -158,6 +164,8 @@ class CalibrationSession:
                 if whole != self._shown:
                     self._shown = whole
                     self._emit("countdown", step, seconds_left=whole)
+                self._status = f"get ready: {whole}"
+                self._show(frame, None, step)
                 return True
             self._phase, self._t0 = "hold", t
             self.marks.append(
@@ -168,6 +176,8 @@ class CalibrationSession:
         if not fb.accepted:
             self._rejected[fb.reason] = self._rejected.get(fb.reason, 0) + 1
         self._emit("hold", step, feedback=fb)
+        self._status = f"hold: {fb.accepted_frames}/{fb.needed}" + ("" if fb.accepted else f"  ({fb.reason})")
+        self._show(frame, self.calibrator.last_state, step)
         if fb.done:
             if self._done_at is None:
                 self._done_at = t
@@ -183,6 +193,11 @@ class CalibrationSession:
             else:
                 self._finish(step, False, reason, fb)
         return self.step is not None
+
+    def _show(self, frame: Frame, state, step: Step) -> None:
+        if self.view is not None:
+            lines = (f"[{self._i + 1}/{len(self.protocol)}] {step.prompt}", self._status)
+            self.view.show(frame, state if state is not None else FaceState(index=frame.index), lines)
 
     def _finish(self, step: Step, ok: bool, reason: str, fb: Feedback) -> None:
         self.marks[-1]["ok"] = ok

@@ -12,21 +12,30 @@ import sys
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import format_table, run_demo
-    from .outputs import format_identity, format_outputs, landmarker_from_args, outputs_from_args
+    from .outputs import (
+        format_identity,
+        format_outputs,
+        landmarker_from_args,
+        outputs_from_args,
+        view_from_args,
+    )
 
     # --vmc/--osc/--facecap/--livelink/--record/--retarget: every tracked frame also goes to Outputs
     with outputs_from_args(args, fps=30.0, meta={"source": "facecap demo", "seed": args.seed}) as outputs:
         landmarker = landmarker_from_args(args)
+        view = view_from_args(args)
         try:
             res = run_demo(frames=args.frames, out=args.out, camera=args.camera, distance=args.distance,
                            seed=args.seed, max_angle_deg=args.max_angle, progress=None if args.json else True,
                            keep_recording=args.keep_recording, landmarker=landmarker, take=args.take,
                            identity=args.identity, actor=args.actor, adapt_identity=args.adapt_identity,
-                           smoothing=smoothing_from_args(args),
+                           smoothing=smoothing_from_args(args), view=view,
                            sinks=outputs if (outputs.sinks or outputs.record) else None)  # fmt: skip
         finally:
             if landmarker is not None:
                 landmarker.close()
+            if view is not None:
+                view.close()
     st = outputs.stats
     if args.json:
         print(json.dumps(res | ({"streams": st} if st["frames"] else {}), indent=2))
@@ -108,6 +117,7 @@ def calibrate_live(args: argparse.Namespace, protocol):
     from ..calibration.session import CalibrationSession, save_marks
     from ..realsense import LiveSource
     from .files import refuse_overwrite
+    from .outputs import view_from_args
 
     if args.retries < 0 or args.countdown < 0:
         raise ValueError("--retries and --countdown must be >= 0")
@@ -122,9 +132,10 @@ def calibrate_live(args: argparse.Namespace, protocol):
         refuse_overwrite(args.record, args)
         record = RawRecorder(Path(args.record), args.fps, segment_s=float("inf"))
     src = LiveSource(640, 480, args.fps, serial=args.serial)
+    view = view_from_args(args)
     session = CalibrationSession(args.camera or "d435", protocol=protocol, fps=args.fps,
                                  countdown_s=args.countdown, retries=args.retries,
-                                 listener=SessionPrinter())  # fmt: skip
+                                 listener=SessionPrinter(), view=view)  # fmt: skip
     frames = src if record is None else (record.put(f) or f for f in src)
     try:
         with src:  # started here, stopped on the way out (Ctrl-C too)
@@ -133,6 +144,8 @@ def calibrate_live(args: argparse.Namespace, protocol):
                   "was captured", file=sys.stderr)  # fmt: skip
             session.run(frames)
     finally:
+        if view is not None:
+            view.close()
         if record is not None:
             n = record.close()
             if n:
@@ -246,7 +259,7 @@ def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, m
     from ..formats import load_rig
     from ..pipeline import run
     from ..tracker import Tracker, TrackerConfig
-    from .outputs import format_summary, landmarker_from_args, outputs_from_args
+    from .outputs import format_summary, landmarker_from_args, outputs_from_args, view_from_args
 
     rig = load_rig(args.rig)
     rig_name = str(Path(args.rig).resolve()) if args.rig else rig.name
@@ -254,9 +267,10 @@ def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, m
     if smoothing is not None:  # the take says its weights were filtered, and how
         meta = meta | {"smoothing": dataclasses.asdict(smoothing)}
     outputs = outputs_from_args(args, fps=fps, rig_name=rig_name, camera=camera, meta=meta)
-    landmarker = None
+    landmarker = view = None
     try:
         landmarker = landmarker_from_args(args)
+        view = view_from_args(args, rig)
         if start is not None:
             start()
         device = getattr(source, "device_name", None) or camera.get("device") or ""
@@ -270,7 +284,7 @@ def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, m
                   landmark_max_age_s=LIVE_LANDMARK_MAX_AGE_S if live else None,
                   speed=getattr(args, "speed", 1.0), progress=None if args.json else True, total=total,
                   label="playing" if verb == "played" else "capturing",
-                  max_frames=args.max_frames)  # fmt: skip
+                  max_frames=args.max_frames, view=view)  # fmt: skip
     except BaseException as e:
         with contextlib.suppress(Exception):
             outputs.close(ended_by=type(e).__name__)  # finalise now, to say truthfully how it went
@@ -292,6 +306,8 @@ def run_capture(args: argparse.Namespace, source, *, fps: float, camera: dict, m
         outputs.close(ended_by="error")  # no-op after run() closed it
         if landmarker is not None:
             landmarker.close()
+        if view is not None:
+            view.close()
     if res["interrupted"] and not args.json:
         where = f"; take {res['take']} finalised with {res['take_frames']} frames" if res.get("take") else ""
         print(f"stopped by Ctrl-C after {res['frames']} frames{where}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """The output flags every capturing command shares, Ctrl-C/SIGTERM handling and the summary lines.
 
 ``--vmc/--osc/--facecap/--livelink TARGET`` (repeatable), ``--record DIR``, ``--retarget MAP``,
-``--landmarks MODEL|auto``: :func:`add_output_arguments` adds them, :func:`outputs_from_args` turns them into
-a :class:`facecap.pipeline.Outputs`.
+``--landmarks MODEL|auto``, ``--view PORT``: :func:`add_output_arguments` adds them,
+:func:`outputs_from_args` turns them into a :class:`facecap.pipeline.Outputs`.
 """
 
 from __future__ import annotations
@@ -65,11 +65,32 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, landmarks: bool = T
     g.add_argument("--retarget", metavar="MAP",
                    help="mapping .json or built-in name (vrm0, perfect_sync, arkit): send the puppet's clips "
                    "too, as extra VMC blendshape clips (needs --vmc)")  # fmt: skip
+    g.add_argument("--view", metavar="[HOST:]PORT",
+                   help="a live view in the browser at http://127.0.0.1:PORT/ (the image, the fitted face, "
+                   "the head pose and the 52 weights; HOST 0.0.0.0: watch from another machine)")  # fmt: skip
     if landmarks:
         g.add_argument("--landmarks", metavar="MODEL|auto",
                        help="use MediaPipe face landmarks from the colour image: a face_landmarker.task "
                        "path, or 'auto' ($FACECAP_MEDIAPIPE_MODEL, then "
                        "~/.cache/facecap/face_landmarker.task)")  # fmt: skip
+
+
+def view_from_args(args: argparse.Namespace, rig=None):
+    """A started :class:`facecap.view.ViewServer` for ``--view [HOST:]PORT`` (its URL said on stderr), or
+    None without the flag."""
+    spec = getattr(args, "view", None)
+    if not spec:
+        return None
+    import sys
+
+    from ..view import ViewServer
+
+    host, _, port = str(spec).rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"--view takes [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080, got {spec!r}")
+    view = ViewServer(int(port), host or "127.0.0.1", rig)
+    print(f"live view: {view.url}", file=sys.stderr)
+    return view
 
 
 def sink_urls_from_args(args: argparse.Namespace) -> list[str]:

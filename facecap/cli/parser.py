@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--record", metavar="FILE.db3",
                      help="live: also record the session's frames, with the steps' marks beside them "
                      "(FILE.db3.steps.json), for `--from FILE.db3` later")  # fmt: skip
+    cal.add_argument("--view", metavar="[HOST:]PORT",
+                     help="live: the camera image with each prompt, countdown and hold in the browser at "
+                     "http://127.0.0.1:PORT/")  # fmt: skip
     cal.add_argument("--steps", action="store_true", help="list the protocol's steps and exit")
     cal.set_defaults(func=capture.cmd_calibrate)
 
