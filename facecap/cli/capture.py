@@ -121,18 +121,19 @@ def calibrate_live(args: argparse.Namespace, protocol):
 
     if args.retries < 0 or args.countdown < 0:
         raise ValueError("--retries and --countdown must be >= 0")
-    record = None
+    if args.record:
+        if not str(args.record).endswith(".db3"):
+            raise ValueError(f"--record must end in .db3 (a RealSense recording), got {args.record}")
+        refuse_overwrite(args.record, args)
+    src = LiveSource(640, 480, args.fps, serial=args.serial)  # checks its arguments; the camera opens later
+    view = view_from_args(args)
+    record = None  # made last: nothing after it may fail before the try that closes it
     if args.record:
         from pathlib import Path
 
         from ..realsense.raw import RawRecorder
 
-        if not str(args.record).endswith(".db3"):
-            raise ValueError(f"--record must end in .db3 (a RealSense recording), got {args.record}")
-        refuse_overwrite(args.record, args)
         record = RawRecorder(Path(args.record), args.fps, segment_s=float("inf"))
-    src = LiveSource(640, 480, args.fps, serial=args.serial)
-    view = view_from_args(args)
     session = CalibrationSession(args.camera or "d435", protocol=protocol, fps=args.fps,
                                  countdown_s=args.countdown, retries=args.retries,
                                  listener=SessionPrinter(), view=view)  # fmt: skip
