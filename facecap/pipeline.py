@@ -413,7 +413,8 @@ def run(
                 if view is not None:
                     if view.rig is not tracker.rig:  # an identity adapter swapped it
                         view.set_rig(tracker.rig)
-                    view.show(item, state)
+                    adapter = getattr(tracker, "adapter", None)
+                    view.show(item, state, () if adapter is None else (adapter.status_line(),))
             if outputs is not None:
                 outputs.send(state)
             latency.append(time.perf_counter() - arrived)

@@ -74,6 +74,10 @@ def test_only_rest_frames_of_a_good_fit_are_kept(rig):
     summary = ad.summary()
     assert summary["state"] == "collecting" and summary["views"]["neutral"] == 1
     assert summary["missing"] == list(ad.kept) and summary["taken_at"] is None
+    # what a live display tells the performer: still the frontal view to fill, then the turns
+    assert ad.status_line().startswith("identity: relaxed face, face the camera  (front 1/3 left 0/3")
+    ad.kept["neutral"] *= 3
+    assert ad.status_line().startswith("identity: relaxed face, turn left/right/up/down  (front 3/3")
     ad2 = IdentityAdapter(rig, f.depth_intrinsics, per_view=3, every=2, min_history=1, background=False)
     assert [ad2.offer(f.depth, st) for _ in range(4)] == [True, False, True, False]
 
@@ -90,6 +94,7 @@ def test_a_solve_that_fails_says_why_and_stops_collecting(rig):
         ad.offer(empty, st)
     assert ad.done and ad.fitted is None and ad.take() is None and ad.error
     assert ad.summary()["state"] == "failed" and ad.summary()["error"] == ad.error
+    assert ad.status_line() == f"identity: not fitted ({ad.error})"
     assert not ad.offer(f.depth, st) and not any(ad.kept.values())
 
 

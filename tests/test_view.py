@@ -132,9 +132,12 @@ def test_the_capture_loop_shows_each_tracked_frame(rig, capsys):
     R, t = actor.frontal_pose
     frames = [actor.render(np.zeros(52), R, t, index=i) for i in range(5)]
     with ViewServer(0, rig=rig) as view:
-        res = run(frames, Tracker(rig, frames[0].depth_intrinsics), view=view)
+        tracker = Tracker(rig, frames[0].depth_intrinsics, TrackerConfig(adapt_identity=True))
+        res = run(frames, tracker, view=view)
         st = json.loads(_get(view.url + "state.json")[2])
         assert res["frames"] == 5 and st["frames"] == 5 and st["index"] == frames[-1].index and st["tracked"]
+        # with the online identity refinement on, the view tells the performer what it still needs
+        assert st["lines"] == [tracker.adapter.status_line()] and "face the camera" in st["lines"][0]
 
     assert main(["demo", "--frames", "6", "--view", "0", "--json"]) == 0
     assert "live view: http://127.0.0.1:" in capsys.readouterr().err

@@ -200,6 +200,22 @@ class IdentityAdapter:
             ]
         return out
 
+    def status_line(self) -> str:
+        """A short line for a live display (``--view``): what it needs from the performer, or what it did."""
+        sm = self.summary()
+        if sm["state"] == "collecting":
+
+            def name(k):
+                return "front" if k == "neutral" else k.removeprefix("neutral_")
+
+            short = [name(k) for k in sm["missing"] if k != "neutral"]
+            have = " ".join(f"{name(k)} {n}/{self.per_view}" for k, n in sm["views"].items())
+            ask = "face the camera" if "neutral" in sm["missing"] else "turn " + "/".join(short)
+            return f"identity: relaxed face, {ask}  ({have})"
+        if sm["state"] == "fitted":
+            return f"identity: fitted ({sm['neutral_residual_mm_median']:.2f} mm)"
+        return "identity: fitting..." if sm["state"] == "solving" else f"identity: not fitted ({sm['error']})"
+
     def _solve(self) -> None:
         from .calibrator import CalibrationError, Calibrator
 
