@@ -109,6 +109,13 @@ def test_the_browser_gets_the_page_the_stream_a_picture_and_the_state(rig, track
                 assert head["content-type"] == "image/jpeg" and part[:2] == b"\xff\xd8"
                 assert r.read(2) == b"\r\n"
                 view.show(frame, state, (f"frame {k}",))
+        # a browser that goes away mid-stream costs nothing: the next ones are served as before
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", int(view.url.rsplit(":", 1)[1].strip("/")))) as c:
+                c.sendall(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
+                assert c.recv(64).startswith(b"HTTP/1.0 200")
+            view.show(frame, state)
+        assert _get(view.url + "frame.jpg")[2][:2] == b"\xff\xd8"
     view.close()  # twice is fine
 
 
