@@ -150,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the camera, turned left/right/up/down, then expressions; `facecap calibrate --steps` lists them). "
         "Live (no --from): each step is prompted, counted down (--countdown) and held until enough good "
         "frames came; a pose not held is asked again (--retries), then left for later while the rest goes "
-        "on; Ctrl-C stops and keeps the steps already captured. From a recording (--from): each step reached "
-        "over --transition seconds and held for its hold time. The neutral views are fused and the rig's "
+        "on; Ctrl-C stops and keeps the steps already captured. From a recording (--from): the steps where "
+        "the live session that recorded it (--record) marked them, else each step reached over --transition "
+        "seconds and held for its hold time. The neutral views are fused and the rig's "
         "face is fitted to them by nonrigid ICP; the expressions are carried onto the new face, then "
         "corrected toward each held expression's fused scan (how far this performer's jaw, smile or brows "
         "travel). The result is a rig file: pass it as --actor to track, live, play or demo.",
@@ -169,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--camera", help="RealSense model for the depth noise (default: the camera's or recording's)"
     )
     cal.add_argument("--transition", type=float, default=0.6,
-                     help="with --from: seconds between steps (default 0.6)")  # fmt: skip
+                     help="with --from and no marks: seconds between steps (default 0.6)")  # fmt: skip
     cal.add_argument("--serial", help="live: serial number of the camera (default: the first one found)")
     cal.add_argument(
         "--fps", type=int, default=30, choices=[15, 30, 60, 90], help="live: frame rate (default 30)"
