@@ -119,8 +119,9 @@ def test_demo_take_that_does_not_exist(capsys):
 
 def test_demo_adapts_the_identity_to_an_unseen_face(capsys):
     """--adapt-identity: the rig is fitted to the face during the run (inline, so at a set frame on every
-    machine), tracking goes on with it, and the whole run's error falls (identity 1: 0.088 -> 0.074)."""
-    args = ["demo", "--frames", "300", "--identity", "1", "--json"]
+    machine), tracking goes on with it, and the whole run's error falls (identity 1: 0.085 -> 0.061, fitted
+    at frame 235 of 450; the frames left after it give a view one frame short elsewhere time to fill)."""
+    args = ["demo", "--frames", "450", "--identity", "1", "--json"]
     assert main(args) == 0
     generic = json.loads(capsys.readouterr().out)
     assert main([*args, "--adapt-identity"]) == 0
@@ -128,8 +129,8 @@ def test_demo_adapts_the_identity_to_an_unseen_face(capsys):
     assert generic["identity_adaptation"] is None
     ident = adapted["identity_adaptation"]
     assert ident["state"] == "fitted" and ident["missing"] == [] and ident["error"] is None
-    assert 100 < ident["taken_at"] < 280 and ident["neutral_residual_mm_median"] < 0.5
-    assert adapted["mae_weights"] < generic["mae_weights"] - 0.005
+    assert 100 < ident["taken_at"] < 440 and ident["neutral_residual_mm_median"] < 0.5
+    assert adapted["mae_weights"] < generic["mae_weights"] - 0.01
     assert main(["demo", "--frames", "30", "--identity", "1", "--adapt-identity"]) == 0
     assert "identity: not fitted, too few rest frames" in capsys.readouterr().out  # and says what to do
 
